@@ -1,0 +1,45 @@
+import createAPIUntyped, { type API, type Options, type Request, type Response } from 'lambda-api';
+import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
+import { getApp } from '../lib/app.js';
+import { DOCS_HTML, docsAsset, isDocsAsset } from '../lib/http/docsPage.js';
+import { openApiDocument } from '../lib/http/openapi.js';
+import type { HttpResponse } from '../lib/http/responses.js';
+import { baseStack } from '../lib/http/stack.js';
+import { VERSION } from '../lib/projectRoot.js';
+
+// lambda-api's typings resolve to a namespace under NodeNext; the runtime default is the factory.
+const createAPI = createAPIUntyped as unknown as (options: Options) => API;
+
+const api = createAPI({ version: VERSION, logger: false });
+
+api.get('/', (_req: Request, res: Response) => {
+  res.json({ service: 'matrx-sandbox-orchestrator', version: VERSION, docs: '/docs' });
+});
+
+api.get('/openapi.json', (_req: Request, res: Response) => {
+  res.json(openApiDocument(getApp().routes, VERSION));
+});
+
+api.get('/docs', (_req: Request, res: Response) => {
+  res.html(DOCS_HTML);
+});
+
+api.get('/docs/:asset', (req: Request, res: Response) => {
+  const name = req.params.asset ?? '';
+  if (!isDocsAsset(name)) return notFound(res);
+  const asset = docsAsset(name);
+  res.header('content-type', asset.contentType).header('cache-control', 'max-age=3600');
+  res.send(asset.body);
+});
+
+api.any('/*', (_req: Request, res: Response) => notFound(res));
+
+function notFound(res: Response) {
+  res.status(404).json({ detail: 'Not Found' });
+}
+
+/** Serves `/`, `/docs`, `/openapi.json`, and the JSON 404 for every route nothing else serves. */
+export const handler = baseStack().handler(
+  (event: APIGatewayProxyEvent, context: Context) =>
+    api.run(event, context) as Promise<HttpResponse>,
+);

@@ -1,0 +1,47 @@
+import { ConflictError, NotFoundError, UnavailableError } from '../../errors.js';
+
+export const DOCKER = 'Docker engine';
+
+interface DockerApiError {
+  statusCode?: number;
+  code?: string;
+  json?: { message?: string } | null;
+  message?: string;
+}
+
+function asDockerError(error: unknown): DockerApiError {
+  return typeof error === 'object' && error !== null ? (error as DockerApiError) : {};
+}
+
+export function dockerStatus(error: unknown): number | undefined {
+  return asDockerError(error).statusCode;
+}
+
+function dockerMessage(error: unknown): string {
+  const { json, message } = asDockerError(error);
+  return (json?.message ?? message ?? String(error)).trim();
+}
+
+/** Turns a dockerode error into the service's taxonomy, once, at the adapter's edge. */
+export function toServiceError(error: unknown, what: string): Error {
+  const status = dockerStatus(error);
+  const message = dockerMessage(error);
+  if (status === 404) return new NotFoundError(`${what}: ${message}`, { cause: error });
+  if (status === 409) return new ConflictError(`${what}: ${message}`, { cause: error });
+  return new UnavailableError(DOCKER, `${DOCKER} unavailable (${what})`, { cause: error });
+}
+
+/** Runs a Docker call where some statuses mean the goal is already met (304 started, 404 gone). */
+export async function treatingAsDone(
+  statuses: number[],
+  what: string,
+  call: () => Promise<unknown>,
+): Promise<void> {
+  try {
+    await call();
+  } catch (error) {
+    const status = dockerStatus(error);
+    if (status !== undefined && statuses.includes(status)) return;
+    throw toServiceError(error, what);
+  }
+}

@@ -1,0 +1,168 @@
+import type { Duplex } from 'node:stream';
+import Docker from 'dockerode';
+import { UnavailableError } from '../../errors.js';
+import type {
+  ContainerRuntime,
+  ContainerSpec,
+  ExecRequest,
+  ExecResult,
+  ReadyOutcome,
+} from '../../ports.js';
+import { DOCKER, dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
+import { execInContainer } from './execInContainer.js';
+
+/** The line the sandbox image prints once it has touched the ready marker. */
+export const READY_LINE = 'matrx-sandbox: ready';
+export const READY_MARKER = '/tmp/.sandbox_ready';
+/** For images that touch the marker without printing the line. */
+const MARKER_POLL_MS = 250;
+const PING_TIMEOUT_MS = 2000;
+const PIDS_LIMIT = 4096;
+
+export class DockerRuntime implements ContainerRuntime {
+  constructor(private readonly docker: Docker) {}
+
+  async ping(): Promise<void> {
+    const timeout = AbortSignal.timeout(PING_TIMEOUT_MS);
+    try {
+      // dockerode's typings omit the options its modem accepts.
+      await this.docker.ping({ abortSignal: timeout } as never);
+    } catch (error) {
+      throw new UnavailableError(DOCKER, `${DOCKER} is not reachable`, { cause: error });
+    }
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    try {
+      const container = await this.docker.createContainer({
+        name: spec.name,
+        Image: spec.image,
+        Labels: spec.labels,
+        Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+        HostConfig: {
+          NanoCpus: Math.round(spec.cpuLimit * 1e9),
+          Memory: spec.memoryLimitBytes,
+          NetworkMode: spec.network,
+          RestartPolicy: { Name: 'no' },
+          PidsLimit: PIDS_LIMIT,
+          SecurityOpt: ['no-new-privileges'],
+        },
+      });
+      return container.id;
+    } catch (error) {
+      if (dockerStatus(error) === 404) {
+        throw new UnavailableError(
+          DOCKER,
+          `Sandbox image ${spec.image} is missing from the ${DOCKER}: build it with npm run image`,
+          { cause: error },
+        );
+      }
+      throw toServiceError(error, `create container ${spec.name}`);
+    }
+  }
+
+  async startAndWaitReady(containerId: string, timeoutMs: number): Promise<ReadyOutcome> {
+    const container = this.docker.getContainer(containerId);
+    // Attached before start, so the ready line cannot be missed.
+    let output: Duplex;
+    try {
+      output = (await container.attach({ stream: true, stdout: true, stderr: true })) as Duplex;
+    } catch (error) {
+      throw toServiceError(error, `attach to container ${containerId}`);
+    }
+    const stop = new AbortController();
+    try {
+      await treatingAsDone([304], `start container ${containerId}`, () => container.start());
+      return await Promise.race([
+        readyLineSeen(output),
+        this.#markerOrExit(containerId, stop.signal),
+        timedOut(timeoutMs, stop.signal),
+      ]);
+    } finally {
+      stop.abort();
+      output.destroy();
+    }
+  }
+
+  async #markerOrExit(containerId: string, signal: AbortSignal): Promise<ReadyOutcome> {
+    const container = this.docker.getContainer(containerId);
+    while (!signal.aborted) {
+      await delay(MARKER_POLL_MS, signal);
+      if (signal.aborted) break;
+      const state = await container.inspect().then(
+        (info) => info.State,
+        () => ({ Running: false, ExitCode: 'unknown (container gone)' }),
+      );
+      if (!state.Running) {
+        return { ready: false, reason: `container exited with code ${state.ExitCode}` };
+      }
+      const probe = await this.exec(containerId, {
+        command: `test -e ${READY_MARKER}`,
+        user: 'root',
+        timeoutSeconds: 5,
+        maxOutputBytes: 1024,
+      }).catch(() => null); // the container stopped meanwhile: the next inspect says so
+      if (probe?.exitCode === 0) return { ready: true };
+    }
+    return { ready: false, reason: 'aborted' };
+  }
+
+  exec(containerId: string, request: ExecRequest): Promise<ExecResult> {
+    return execInContainer(this.docker, containerId, request);
+  }
+
+  async stop(containerId: string, timeoutSeconds: number): Promise<void> {
+    const container = this.docker.getContainer(containerId);
+    if (timeoutSeconds <= 0) {
+      // 409: not running, which is what a kill wants.
+      await treatingAsDone([404, 409], `kill container ${containerId}`, () => container.kill());
+      return;
+    }
+    await treatingAsDone([304, 404], `stop container ${containerId}`, () =>
+      container.stop({ t: timeoutSeconds }),
+    );
+  }
+
+  async remove(containerId: string): Promise<void> {
+    try {
+      await treatingAsDone([404], `remove container ${containerId}`, () =>
+        this.docker.getContainer(containerId).remove({ force: true, v: true }),
+      );
+    } catch (error) {
+      // 409: removal already in progress, which ends the same way.
+      if (error instanceof Error && /already in progress/i.test(error.message)) return;
+      throw error;
+    }
+  }
+}
+
+function readyLineSeen(output: Duplex): Promise<ReadyOutcome> {
+  return new Promise((resolve) => {
+    let tail = '';
+    output.on('data', (chunk: Buffer) => {
+      tail = (tail + chunk.toString('latin1')).slice(-4096);
+      if (tail.includes(READY_LINE)) resolve({ ready: true });
+    });
+  });
+}
+
+function timedOut(timeoutMs: number, signal: AbortSignal): Promise<ReadyOutcome> {
+  return delay(timeoutMs, signal).then(() => ({
+    ready: false,
+    reason: `not ready within ${Math.round(timeoutMs / 1000)} s`,
+  }));
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}

@@ -1,0 +1,79 @@
+import { canTransition, TERMINAL_STATUSES, type Sandbox } from '../../domain/sandbox.js';
+import { ConflictError } from '../../errors.js';
+import type { SandboxStore, StatusChange } from '../../ports.js';
+
+export interface MemoryStoreOptions {
+  /** How long a stopped or expired sandbox stays readable before it is forgotten. */
+  stoppedRetentionMs: number;
+  /** At most this many stopped or expired sandboxes are kept, oldest forgotten first. */
+  maxStopped: number;
+  now?: () => Date;
+}
+
+/** The default registry: one per process, so the API must run its handlers in one process. */
+export class MemorySandboxStore implements SandboxStore {
+  readonly #sandboxes = new Map<string, Sandbox>();
+  readonly #options: Required<MemoryStoreOptions>;
+
+  constructor(options: MemoryStoreOptions) {
+    this.#options = { now: () => new Date(), ...options };
+  }
+
+  async save(sandbox: Sandbox): Promise<void> {
+    this.#sandboxes.set(sandbox.sandboxId, structuredClone(sandbox));
+    this.#forgetOldStopped();
+  }
+
+  async get(sandboxId: string): Promise<Sandbox | null> {
+    const sandbox = this.#sandboxes.get(sandboxId);
+    return sandbox ? structuredClone(sandbox) : null;
+  }
+
+  async list(userId?: string): Promise<Sandbox[]> {
+    this.#forgetOldStopped();
+    return [...this.#sandboxes.values()]
+      .filter((sandbox) => userId === undefined || sandbox.userId === userId)
+      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
+      .map((sandbox) => structuredClone(sandbox));
+  }
+
+  async delete(sandboxId: string): Promise<void> {
+    this.#sandboxes.delete(sandboxId);
+  }
+
+  async updateStatus(sandboxId: string, change: StatusChange): Promise<Sandbox | null> {
+    const sandbox = this.#sandboxes.get(sandboxId);
+    if (!sandbox) return null;
+    if (sandbox.status !== change.status && !canTransition(sandbox.status, change.status)) {
+      throw new ConflictError(
+        `Sandbox ${sandboxId} cannot move from ${sandbox.status} to ${change.status}`,
+      );
+    }
+    sandbox.status = change.status;
+    if (change.containerId !== undefined) sandbox.containerId = change.containerId;
+    if (change.lastError !== undefined) sandbox.lastError = change.lastError;
+    sandbox.updatedAt = this.#options.now();
+    this.#forgetOldStopped();
+    return structuredClone(sandbox);
+  }
+
+  async touchHeartbeat(sandboxId: string, at: Date): Promise<Sandbox | null> {
+    const sandbox = this.#sandboxes.get(sandboxId);
+    if (!sandbox) return null;
+    sandbox.lastHeartbeatAt = at;
+    return structuredClone(sandbox);
+  }
+
+  #forgetOldStopped(): void {
+    const cutoff = this.#options.now().getTime() - this.#options.stoppedRetentionMs;
+    const stopped = [...this.#sandboxes.values()]
+      .filter((sandbox) => TERMINAL_STATUSES.includes(sandbox.status))
+      .sort((a, b) => a.updatedAt.getTime() - b.updatedAt.getTime());
+    const excess = stopped.length - this.#options.maxStopped;
+    stopped.forEach((sandbox, index) => {
+      if (index < excess || sandbox.updatedAt.getTime() < cutoff) {
+        this.#sandboxes.delete(sandbox.sandboxId);
+      }
+    });
+  }
+}

@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+
+export const SANDBOX_STATUSES = [
+  'creating',
+  'starting',
+  'ready',
+  'running',
+  'shutting_down',
+  'stopped',
+  'failed',
+  'expired',
+] as const;
+
+export type SandboxStatus = (typeof SANDBOX_STATUSES)[number];
+
+/** The lifecycle as data: every allowed move, and nothing else. */
+export const ALLOWED_TRANSITIONS: Readonly<Record<SandboxStatus, readonly SandboxStatus[]>> = {
+  creating: ['starting', 'failed', 'shutting_down'],
+  starting: ['ready', 'failed', 'shutting_down'],
+  ready: ['running', 'shutting_down', 'failed'],
+  running: ['shutting_down', 'failed'],
+  shutting_down: ['stopped', 'expired', 'failed'],
+  failed: ['shutting_down'],
+  stopped: [],
+  expired: [],
+};
+
+export const ACTIVE_STATUSES: readonly SandboxStatus[] = ['starting', 'ready', 'running'];
+export const EXEC_STATUSES: readonly SandboxStatus[] = ['ready', 'running'];
+export const TERMINAL_STATUSES: readonly SandboxStatus[] = ['stopped', 'expired'];
+
+export function canTransition(from: SandboxStatus, to: SandboxStatus): boolean {
+  return ALLOWED_TRANSITIONS[from].includes(to);
+}
+
+export const HOT_PATH = '/home/agent';
+export const COLD_PATH = '/data/cold';
+
+export const SANDBOX_ID_PATTERN = /^sbx-[0-9a-f]{12}$/;
+export const USER_ID_PATTERN = /^[a-zA-Z0-9._-]{1,255}$/;
+
+export function newSandboxId(): string {
+  return `sbx-${randomBytes(6).toString('hex')}`;
+}
+
+export interface Sandbox {
+  sandboxId: string;
+  userId: string;
+  status: SandboxStatus;
+  containerId: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  hotPath: string;
+  coldPath: string;
+  config: Record<string, unknown>;
+  lastHeartbeatAt: Date | null;
+  lastError: string | null;
+}
+
+export function newSandbox(userId: string, config: Record<string, unknown>, now = new Date()) {
+  const sandbox: Sandbox = {
+    sandboxId: newSandboxId(),
+    userId,
+    status: 'creating',
+    containerId: null,
+    createdAt: now,
+    updatedAt: now,
+    hotPath: HOT_PATH,
+    coldPath: COLD_PATH,
+    config,
+    lastHeartbeatAt: null,
+    lastError: null,
+  };
+  return sandbox;
+}
+
+/** The wire shape of API.md, plus additive fields. */
+export function toWire(sandbox: Sandbox) {
+  return {
+    sandbox_id: sandbox.sandboxId,
+    user_id: sandbox.userId,
+    status: sandbox.status,
+    container_id: sandbox.containerId,
+    created_at: sandbox.createdAt.toISOString(),
+    updated_at: sandbox.updatedAt.toISOString(),
+    hot_path: sandbox.hotPath,
+    cold_path: sandbox.coldPath,
+    last_heartbeat_at: sandbox.lastHeartbeatAt?.toISOString() ?? null,
+    last_error: sandbox.lastError,
+  };
+}
+
+export type WireSandbox = ReturnType<typeof toWire>;

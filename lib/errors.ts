@@ -1,0 +1,59 @@
+/**
+ * The one error taxonomy of the service. Adapters turn driver errors into these once; the HTTP
+ * layer maps them to status codes in one place (lib/http/errorMapper.ts).
+ */
+export abstract class ServiceError extends Error {
+  abstract readonly statusCode: number;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class BadRequestError extends ServiceError {
+  readonly statusCode = 400;
+}
+
+export class NotFoundError extends ServiceError {
+  readonly statusCode = 404;
+}
+
+export class ConflictError extends ServiceError {
+  readonly statusCode = 409;
+}
+
+export class UnsupportedMediaTypeError extends ServiceError {
+  readonly statusCode = 415;
+}
+
+export interface ValidationIssue {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+}
+
+export class ValidationError extends ServiceError {
+  readonly statusCode = 422;
+
+  constructor(readonly issues: ValidationIssue[]) {
+    super(issues.map((issue) => `${issue.loc.join('.')}: ${issue.msg}`).join('; '));
+  }
+}
+
+/** A dependency (Docker engine, Postgres, S3) is down or refused; the message names it. */
+export class UnavailableError extends ServiceError {
+  readonly statusCode = 503;
+
+  constructor(
+    readonly dependency: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function sandboxNotFound(sandboxId: string): NotFoundError {
+  return new NotFoundError(`Sandbox ${sandboxId} not found`);
+}

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import type { RouteSpec, Routes } from './routes.js';
+import { rootResponse } from './schemas.js';
+
+type JsonSchema = Record<string, unknown>;
+
+function schemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' });
+  return rest;
+}
+
+function parameters(schema: z.ZodObject | undefined, where: 'path' | 'query') {
+  if (!schema) return [];
+  const json = schemaOf(schema, 'input') as { properties?: Record<string, JsonSchema> };
+  const required = new Set((json as { required?: string[] }).required ?? []);
+  return Object.entries(json.properties ?? {}).map(([name, property]) => ({
+    name,
+    in: where,
+    required: where === 'path' || required.has(name),
+    schema: property,
+  }));
+}
+
+function operation(route: RouteSpec) {
+  return {
+    operationId: route.functionName,
+    summary: route.summary,
+    parameters: [...parameters(route.params, 'path'), ...parameters(route.query, 'query')],
+    ...(route.body && {
+      requestBody: {
+        required: route.bodyRequired ?? false,
+        content: { 'application/json': { schema: schemaOf(route.body, 'input') } },
+      },
+    }),
+    responses: Object.fromEntries(
+      Object.entries(route.responses).map(([status, response]) => [
+        status,
+        {
+          description: response.description,
+          ...(response.schema && {
+            content: { 'application/json': { schema: schemaOf(response.schema, 'output') } },
+          }),
+        },
+      ]),
+    ),
+  };
+}
+
+/** The OpenAPI 3.1 document, generated from the same schemas that validate requests. */
+export function openApiDocument(routes: Routes, version: string) {
+  const paths: Record<string, Record<string, unknown>> = {
+    '/': {
+      get: {
+        operationId: 'root',
+        summary: 'Service name, version and where the docs are',
+        responses: {
+          200: {
+            description: 'About',
+            content: { 'application/json': { schema: schemaOf(rootResponse, 'output') } },
+          },
+        },
+      },
+    },
+  };
+  for (const route of Object.values(routes) as RouteSpec[]) {
+    paths[route.path] = { ...paths[route.path], [route.method]: operation(route) };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Matrx sandbox orchestrator', version },
+    paths,
+  };
+}

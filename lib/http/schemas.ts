@@ -1,0 +1,121 @@
+import { z } from 'zod';
+import { SANDBOX_STATUSES, USER_ID_PATTERN } from '../domain/sandbox.js';
+
+/** The request and response schemas: they validate requests and generate /openapi.json. */
+export const MAX_EXEC_TIMEOUT_SECONDS = 600;
+
+export const userId = z
+  .string()
+  .regex(USER_ID_PATTERN, 'must be 1 to 255 characters of letters, digits, dot, underscore, dash');
+
+export const sandboxIdPath = z.object({
+  sandbox_id: z
+    .string()
+    .meta({ description: 'sbx- and 12 hex digits', example: 'sbx-0123456789ab' }),
+});
+
+export const createSandboxBody = z.object({
+  user_id: userId,
+  config: z.record(z.string(), z.unknown()).default({}),
+});
+
+export function execBody(maxCommandLength: number) {
+  return z.object({
+    command: z
+      .string()
+      .min(1)
+      .max(maxCommandLength)
+      .refine((command) => command.trim().length > 0, 'must not be blank'),
+    timeout: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_EXEC_TIMEOUT_SECONDS)
+      .optional()
+      .meta({ description: 'Seconds; defaults to MATRX_COMMAND_TIMEOUT_SECONDS' }),
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name')
+      .default('agent'),
+  });
+}
+
+export const listQuery = z.object({ user_id: userId.optional() });
+
+export const deleteQuery = z.object({
+  graceful: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((value) => value === 'true' || value === '1'),
+});
+
+export const completeBody = z.object({ result: z.unknown().optional() });
+
+export const errorBody = z.object({
+  error: z.string().min(1),
+  details: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const sandboxResponse = z.object({
+  sandbox_id: z.string(),
+  user_id: z.string(),
+  status: z.enum(SANDBOX_STATUSES),
+  container_id: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  hot_path: z.string(),
+  cold_path: z.string(),
+  last_heartbeat_at: z.string().nullable(),
+  last_error: z.string().nullable(),
+});
+
+export const sandboxListResponse = z.object({
+  sandboxes: z.array(sandboxResponse),
+  total: z.number().int(),
+});
+
+export const execResponse = z.object({
+  exit_code: z.number().int(),
+  stdout: z.string(),
+  stderr: z.string(),
+  timed_out: z.boolean(),
+  stdout_truncated: z.boolean(),
+  stderr_truncated: z.boolean(),
+});
+
+export const healthResponse = z.object({
+  status: z.enum(['healthy', 'degraded']),
+  active_sandboxes: z.number().int(),
+  uptime_seconds: z.number().int(),
+  docker: z.object({
+    reachable: z.boolean(),
+    latency_ms: z.number(),
+    error: z.string().optional(),
+  }),
+});
+
+export const rootResponse = z.object({
+  service: z.string(),
+  version: z.string(),
+  docs: z.string(),
+});
+
+export const heartbeatResponse = z.object({ acknowledged: z.boolean(), sandbox_id: z.string() });
+
+export const shutdownResponse = z.object({
+  status: z.string(),
+  sandbox_id: z.string(),
+  error_received: z.boolean().optional(),
+});
+
+export const errorResponse = z.object({ detail: z.string() });
+
+export const validationErrorResponse = z.object({
+  detail: z.array(
+    z.object({
+      loc: z.array(z.union([z.string(), z.number()])),
+      msg: z.string(),
+      type: z.string(),
+    }),
+  ),
+});

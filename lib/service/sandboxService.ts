@@ -1,0 +1,258 @@
+import {
+  ACTIVE_STATUSES,
+  EXEC_STATUSES,
+  TERMINAL_STATUSES,
+  COLD_PATH,
+  HOT_PATH,
+  newSandbox,
+  type Sandbox,
+} from '../domain/sandbox.js';
+import { ConflictError, NotFoundError, sandboxNotFound } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ContainerRuntime, ExecResult, SandboxStore } from '../ports.js';
+
+export interface SandboxServiceSettings {
+  image: string;
+  network: string;
+  cpuLimit: number;
+  memoryLimitBytes: number;
+  s3Bucket: string;
+  s3Region: string;
+  shutdownTimeoutSeconds: number;
+  readyTimeoutSeconds: number;
+  defaultCommandTimeoutSeconds: number;
+  maxOutputBytes: number;
+}
+
+export interface ExecCommand {
+  command: string;
+  timeout?: number;
+  user: string;
+}
+
+export interface Health {
+  status: 'healthy' | 'degraded';
+  active_sandboxes: number;
+  uptime_seconds: number;
+  docker: { reachable: boolean; latency_ms: number; error?: string };
+}
+
+/** Graceful stops get the sandbox's own shutdown window plus this margin before Docker kills. */
+const STOP_MARGIN_SECONDS = 10;
+
+export class SandboxService {
+  readonly #startedAt = Date.now();
+  /** One shutdown at a time per sandbox; a second request joins the first. */
+  readonly #ending = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly store: SandboxStore,
+    private readonly runtime: ContainerRuntime,
+    private readonly settings: SandboxServiceSettings,
+    private readonly logger: Logger,
+  ) {}
+
+  async health(): Promise<Health> {
+    const started = performance.now();
+    const docker = await this.runtime.ping().then(
+      () => ({ reachable: true }),
+      (error: unknown) => ({ reachable: false, error: (error as Error).message }),
+    );
+    const sandboxes = await this.store.list();
+    return {
+      status: docker.reachable ? 'healthy' : 'degraded',
+      active_sandboxes: sandboxes.filter((s) => ACTIVE_STATUSES.includes(s.status)).length,
+      uptime_seconds: Math.floor((Date.now() - this.#startedAt) / 1000),
+      docker: { ...docker, latency_ms: Math.round(performance.now() - started) },
+    };
+  }
+
+  async create(userId: string, config: Record<string, unknown>): Promise<Sandbox> {
+    const sandbox = newSandbox(userId, config);
+    const log = this.#log(sandbox);
+    await this.store.save(sandbox);
+    log.info('sandbox create requested');
+    let containerId: string | null = null;
+    try {
+      containerId = await this.runtime.create(this.#containerSpec(sandbox));
+      await this.store.updateStatus(sandbox.sandboxId, { status: 'starting', containerId });
+      const started = performance.now();
+      const outcome = await this.runtime.startAndWaitReady(
+        containerId,
+        this.settings.readyTimeoutSeconds * 1000,
+      );
+      if (outcome.ready) {
+        log.info('sandbox ready', { ready_ms: Math.round(performance.now() - started) });
+        return await this.#move(sandbox.sandboxId, { status: 'ready' });
+      }
+      log.warn('sandbox failed to become ready', { reason: outcome.reason });
+      await this.runtime.remove(containerId);
+      return await this.#move(sandbox.sandboxId, { status: 'failed', lastError: outcome.reason });
+    } catch (error) {
+      log.error('sandbox create failed', { error });
+      if (containerId) await this.runtime.remove(containerId).catch(() => undefined);
+      await this.store
+        .updateStatus(sandbox.sandboxId, { status: 'failed', lastError: (error as Error).message })
+        .catch(() => undefined);
+      throw error;
+    }
+  }
+
+  list(userId?: string): Promise<Sandbox[]> {
+    return this.store.list(userId);
+  }
+
+  async get(sandboxId: string): Promise<Sandbox> {
+    const sandbox = await this.store.get(sandboxId);
+    if (!sandbox) throw sandboxNotFound(sandboxId);
+    return sandbox;
+  }
+
+  async exec(sandboxId: string, request: ExecCommand): Promise<ExecResult> {
+    const sandbox = await this.get(sandboxId);
+    if (!EXEC_STATUSES.includes(sandbox.status) || !sandbox.containerId) {
+      throw new ConflictError(`Sandbox ${sandboxId} is not running (status: ${sandbox.status})`);
+    }
+    if (sandbox.status === 'ready') await this.#move(sandboxId, { status: 'running' });
+    const started = performance.now();
+    let result: ExecResult;
+    try {
+      result = await this.runtime.exec(sandbox.containerId, {
+        command: request.command,
+        user: request.user,
+        timeoutSeconds: request.timeout ?? this.settings.defaultCommandTimeoutSeconds,
+        maxOutputBytes: this.settings.maxOutputBytes,
+      });
+    } catch (error) {
+      if (error instanceof ConflictError || error instanceof NotFoundError) {
+        throw new ConflictError(`Sandbox ${sandboxId} is not running (its container is not)`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+    this.#log(sandbox).info('exec finished', {
+      exit_code: result.exitCode,
+      timed_out: result.timedOut,
+      duration_ms: Math.round(performance.now() - started),
+      command_length: request.command.length,
+    });
+    return result;
+  }
+
+  async heartbeat(sandboxId: string): Promise<Sandbox> {
+    const sandbox = await this.store.touchHeartbeat(sandboxId, new Date());
+    if (!sandbox) throw sandboxNotFound(sandboxId);
+    this.#log(sandbox).debug('heartbeat');
+    return sandbox;
+  }
+
+  /** Ends the sandbox now: the answer comes once the container is gone. */
+  async destroy(sandboxId: string, graceful: boolean): Promise<void> {
+    const sandbox = await this.get(sandboxId);
+    await this.#end(sandbox, graceful, 'deleted by request');
+  }
+
+  /** The agent says it is done: shutdown starts, the answer does not wait for it. */
+  async complete(sandboxId: string, result: unknown): Promise<Sandbox> {
+    const sandbox = await this.get(sandboxId);
+    this.#log(sandbox).info('sandbox completed by agent', { has_result: result !== undefined });
+    return this.#endInBackground(sandbox, 'completed by agent');
+  }
+
+  async reportError(sandboxId: string, message: string, details: unknown): Promise<Sandbox> {
+    const sandbox = await this.get(sandboxId);
+    this.#log(sandbox).warn('error reported by agent', { agent_error: message, details });
+    return this.#endInBackground(sandbox, `agent reported an error: ${message}`);
+  }
+
+  /** Waits for shutdowns in flight, for a clean process exit. */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.#ending.values()]);
+  }
+
+  async #endInBackground(sandbox: Sandbox, reason: string): Promise<Sandbox> {
+    if (TERMINAL_STATUSES.includes(sandbox.status)) return sandbox;
+    const shuttingDown = await this.#move(sandbox.sandboxId, { status: 'shutting_down' });
+    this.#end(sandbox, true, reason).catch((error: unknown) =>
+      this.#log(sandbox).error('background shutdown failed', { error }),
+    );
+    return shuttingDown;
+  }
+
+  #end(sandbox: Sandbox, graceful: boolean, reason: string): Promise<void> {
+    const inFlight = this.#ending.get(sandbox.sandboxId);
+    if (inFlight) return inFlight;
+    const ending = this.#stopAndRemove(sandbox, graceful, reason).finally(() =>
+      this.#ending.delete(sandbox.sandboxId),
+    );
+    this.#ending.set(sandbox.sandboxId, ending);
+    return ending;
+  }
+
+  async #stopAndRemove(sandbox: Sandbox, graceful: boolean, reason: string): Promise<void> {
+    if (TERMINAL_STATUSES.includes(sandbox.status)) return;
+    const log = this.#log(sandbox);
+    await this.#move(sandbox.sandboxId, { status: 'shutting_down' });
+    log.info('sandbox shutting down', { reason, graceful });
+    if (sandbox.containerId) {
+      try {
+        const timeout = graceful ? this.settings.shutdownTimeoutSeconds + STOP_MARGIN_SECONDS : 0;
+        await this.runtime.stop(sandbox.containerId, timeout);
+        await this.runtime.remove(sandbox.containerId);
+      } catch (error) {
+        await this.store.updateStatus(sandbox.sandboxId, {
+          status: 'shutting_down',
+          lastError: (error as Error).message,
+        });
+        throw error;
+      }
+    }
+    await this.#move(sandbox.sandboxId, { status: 'stopped' });
+    log.info('sandbox destroyed', { reason });
+  }
+
+  async #move(sandboxId: string, change: Parameters<SandboxStore['updateStatus']>[1]) {
+    const before = await this.store.get(sandboxId);
+    const after = await this.store.updateStatus(sandboxId, change);
+    if (!after) throw sandboxNotFound(sandboxId);
+    if (before?.status !== after.status) {
+      this.#log(after).info('sandbox status changed', {
+        from: before?.status,
+        to: after.status,
+      });
+    }
+    return after;
+  }
+
+  #containerSpec(sandbox: Sandbox) {
+    const { settings } = this;
+    return {
+      name: sandbox.sandboxId,
+      image: settings.image,
+      labels: {
+        'matrx.sandbox_id': sandbox.sandboxId,
+        'matrx.user_id': sandbox.userId,
+        'matrx.created_at': sandbox.createdAt.toISOString(),
+      },
+      env: {
+        SANDBOX_ID: sandbox.sandboxId,
+        USER_ID: sandbox.userId,
+        S3_BUCKET: settings.s3Bucket,
+        S3_REGION: settings.s3Region,
+        HOT_PATH,
+        COLD_PATH,
+        SHUTDOWN_TIMEOUT_SECONDS: String(settings.shutdownTimeoutSeconds),
+      },
+      cpuLimit: settings.cpuLimit,
+      memoryLimitBytes: settings.memoryLimitBytes,
+      network: settings.network,
+    };
+  }
+
+  #log(sandbox: Sandbox): Logger {
+    return this.logger.createChild({
+      persistentKeys: { sandbox_id: sandbox.sandboxId, user_id: sandbox.userId },
+    });
+  }
+}

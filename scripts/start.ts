@@ -1,0 +1,96 @@
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import Docker from 'dockerode';
+import { buildSandboxImage, imageExists } from '../lib/adapters/docker/sandboxImage.js';
+import { ConfigError, loadConfig } from '../lib/config.js';
+import { startEmbeddedS3, type EmbeddedS3 } from '../lib/embeddedS3.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { PROJECT_ROOT } from '../lib/projectRoot.js';
+
+/**
+ * `npm start`: checks the settings and the Docker engine, builds the sandbox image when it is
+ * missing, starts an embedded S3 when none is configured, then serves the API with
+ * serverless-offline, all handlers in one process so they share one registry.
+ */
+async function main(): Promise<number> {
+  let settings;
+  try {
+    settings = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const logger = createLogger(settings.LOG_LEVEL);
+  await prepareDocker(settings.SANDBOX_IMAGE, logger);
+
+  let s3: EmbeddedS3 | undefined;
+  if (!settings.S3_BUCKET && !process.env.AWS_ENDPOINT_URL_S3) {
+    s3 = await startEmbeddedS3(resolve(settings.EMBEDDED_S3_DIR), settings.EMBEDDED_S3_PORT);
+    logger.info('no S3 configured: started the embedded S3 server', {
+      endpoint: s3.endpoint,
+      bucket: s3.bucket,
+      directory: settings.EMBEDDED_S3_DIR,
+    });
+  }
+
+  const server = spawn(
+    process.execPath,
+    [
+      join(PROJECT_ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js'),
+      'offline',
+      'start',
+      '--host',
+      settings.HOST,
+      '--httpPort',
+      String(settings.PORT),
+      '--lambdaPort',
+      String(settings.LAMBDA_PORT),
+    ],
+    {
+      cwd: PROJECT_ROOT,
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        ...s3?.env,
+        SLS_TELEMETRY_DISABLED: '1',
+        SLS_NOTIFICATIONS_MODE: 'off',
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      },
+    },
+  );
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => server.kill(signal));
+  }
+  const code = await new Promise<number>((done) =>
+    server.once('exit', (exitCode, signal) => done(exitCode ?? (signal ? 0 : 1))),
+  );
+  await s3?.close();
+  return code;
+}
+
+async function prepareDocker(image: string, logger: Logger): Promise<void> {
+  const docker = new Docker();
+  try {
+    await docker.ping();
+  } catch (error) {
+    logger.warn(
+      'Docker engine unreachable: the API starts degraded and creating a sandbox answers 503',
+      { error: (error as Error).message },
+    );
+    return;
+  }
+  if (await imageExists(docker, image)) return;
+  logger.info('sandbox image missing: building it', { image });
+  await buildSandboxImage(image);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`startup failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);
