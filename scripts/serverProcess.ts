@@ -1,0 +1,80 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../lib/projectRoot.js';
+
+export interface RunningServer {
+  baseUrl: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/**
+ * Starts the real API the way `npm start` does (dist/scripts/start.js, so build first) on free
+ * loopback ports, and resolves once /health answers. Its output goes to `logFile`.
+ */
+export async function startServer(options: {
+  env: Record<string, string>;
+  logFile: string;
+  readyTimeoutMs?: number;
+}): Promise<RunningServer> {
+  const port = await freePort();
+  const log = createWriteStream(options.logFile);
+  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'scripts', 'start.js')], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      MATRX_HOST: '127.0.0.1',
+      MATRX_PORT: String(port),
+      MATRX_LAMBDA_PORT: String(await freePort()),
+      MATRX_EMBEDDED_S3_PORT: String(await freePort()),
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) =>
+      reject(new Error(`server exited with ${code} before it was ready; see ${options.logFile}`)),
+    ),
+  );
+  await Promise.race([waitForHealth(baseUrl, options.readyTimeoutMs ?? 300_000), exited]);
+  return {
+    baseUrl,
+    process: child,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+async function waitForHealth(baseUrl: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`${baseUrl}/health`);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`server at ${baseUrl} not healthy within ${timeoutMs} ms`);
+}

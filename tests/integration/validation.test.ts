@@ -1,0 +1,177 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { api, testUser } from '../support/api.js';
+import { createReady, deleteAll, type WireSandbox } from '../support/sandboxes.js';
+
+const user = testUser('validation');
+let sandbox: WireSandbox;
+
+beforeAll(async () => {
+  sandbox = await createReady(user);
+});
+afterAll(() => deleteAll(user));
+
+const detailList = expect.arrayContaining([
+  expect.objectContaining({
+    loc: expect.any(Array),
+    msg: expect.any(String),
+    type: expect.any(String),
+  }),
+]);
+
+describe('request validation on the real server', () => {
+  const execPath = () => `/sandboxes/${sandbox.sandbox_id}/exec`;
+
+  it.each([
+    ['empty command', { command: '' }, 'command'],
+    ['blank command', { command: '   \n\t' }, 'command'],
+    ['too-long command', { command: 'x'.repeat(10001) }, 'command'],
+    ['missing command', {}, 'command'],
+    ['timeout 0', { command: 'true', timeout: 0 }, 'timeout'],
+    ['timeout 601', { command: 'true', timeout: 601 }, 'timeout'],
+    ['fractional timeout', { command: 'true', timeout: 1.5 }, 'timeout'],
+    ['string timeout', { command: 'true', timeout: '10' }, 'timeout'],
+    ['bad user', { command: 'true', user: 'ro ot' }, 'user'],
+  ])('exec with %s is a 422 naming the field', async (_name, json, field) => {
+    const response = await api<{ detail: { loc: string[] }[] }>('POST', execPath(), { json });
+    expect(response.status).toBe(422);
+    expect(response.body.detail).toEqual(detailList);
+    expect(response.body.detail.map((d) => d.loc)).toContainEqual(['body', field]);
+  });
+
+  it('accepts a command of exactly the maximum length', async () => {
+    const command = `: ${'x'.repeat(10000 - 2)}`;
+    const response = await api('POST', execPath(), { json: { command } });
+    expect(response.status).toBe(200);
+  });
+
+  it.each([
+    ['space', 'a b'],
+    ['slash', 'a/b'],
+    ['empty', ''],
+    ['too long', 'a'.repeat(256)],
+    ['not a string', 42],
+  ])('create with a bad user_id (%s) is a 422', async (_name, userId) => {
+    const response = await api('POST', '/sandboxes', { json: { user_id: userId } });
+    expect(response.status).toBe(422);
+    expect(response.body.detail).toEqual(detailList);
+  });
+
+  it('create without a body or with a non-object config is a 422', async () => {
+    expect((await api('POST', '/sandboxes')).status).toBe(422);
+    expect((await api('POST', '/sandboxes', { json: [] })).status).toBe(422);
+    const badConfig = await api('POST', '/sandboxes', { json: { user_id: 'x', config: 'no' } });
+    expect(badConfig.status).toBe(422);
+  });
+
+  it('list with a bad user_id filter is a 422', async () => {
+    const response = await api('GET', '/sandboxes?user_id=a%20b');
+    expect(response.status).toBe(422);
+  });
+
+  it('malformed JSON is a 400 with a detail', async () => {
+    for (const path of ['/sandboxes', execPath(), `/sandboxes/${sandbox.sandbox_id}/error`]) {
+      const response = await api('POST', path, { rawBody: '{"user_id": ' });
+      expect(response.status).toBe(400);
+      expect(response.body).toEqual({ detail: expect.any(String) });
+    }
+  });
+
+  it('error reports need an error message', async () => {
+    const response = await api('POST', `/sandboxes/${sandbox.sandbox_id}/error`, { json: {} });
+    expect(response.status).toBe(422);
+  });
+
+  it.each([
+    'sbx-000000000000',
+    'sbx-123',
+    'not-a-sandbox',
+    'SBX-0123456789AB',
+    'sbx-0123456789abc',
+  ])('an unknown or malformed sandbox id (%s) is a 404 on every sandbox route', async (id) => {
+    const calls = [
+      api('GET', `/sandboxes/${id}`),
+      api('DELETE', `/sandboxes/${id}`),
+      api('POST', `/sandboxes/${id}/exec`, { json: { command: 'true' } }),
+      api('POST', `/sandboxes/${id}/heartbeat`),
+      api('POST', `/sandboxes/${id}/complete`),
+      api('POST', `/sandboxes/${id}/error`, { json: { error: 'x' } }),
+    ];
+    for (const response of await Promise.all(calls)) {
+      expect(response.status).toBe(404);
+      expect(response.body).toEqual({ detail: `Sandbox ${id} not found` });
+    }
+  });
+
+  it('an unknown route is a JSON 404', async () => {
+    for (const [method, path] of [
+      ['GET', '/nope'],
+      ['POST', '/sandboxes/x/y/z'],
+      ['PUT', '/sandboxes'],
+      ['GET', '/docs/../../package.json'],
+    ] as const) {
+      const response = await api(method, path);
+      expect(response.status).toBe(404);
+      expect(response.headers.get('content-type')).toContain('application/json');
+      expect(response.body).toEqual({ detail: expect.any(String) });
+    }
+  });
+});
+
+describe('service routes', () => {
+  it('GET / names the service and points at /docs, which exists', async () => {
+    const root = await api('GET', '/');
+    expect(root.status).toBe(200);
+    expect(root.body).toEqual({
+      service: 'matrx-sandbox-orchestrator',
+      version: expect.any(String),
+      docs: '/docs',
+    });
+    const docs = await fetch(`${process.env.MATRX_TEST_BASE_URL}/docs`);
+    expect(docs.status).toBe(200);
+    expect(await docs.text()).toContain('/openapi.json');
+    const bundle = await fetch(`${process.env.MATRX_TEST_BASE_URL}/docs/swagger-ui-bundle.js`);
+    expect(bundle.status).toBe(200);
+  });
+
+  it('/openapi.json describes every route with the validating schemas', async () => {
+    const doc = await api<{
+      openapi: string;
+      paths: Record<
+        string,
+        Record<
+          string,
+          { requestBody?: { content: Record<string, { schema: Record<string, unknown> }> } }
+        >
+      >;
+    }>('GET', '/openapi.json');
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.body.paths).sort()).toEqual(
+      [
+        '/',
+        '/health',
+        '/sandboxes',
+        '/sandboxes/{sandbox_id}',
+        '/sandboxes/{sandbox_id}/complete',
+        '/sandboxes/{sandbox_id}/error',
+        '/sandboxes/{sandbox_id}/exec',
+        '/sandboxes/{sandbox_id}/heartbeat',
+      ].sort(),
+    );
+    const execSchema = doc.body.paths['/sandboxes/{sandbox_id}/exec']?.post?.requestBody?.content[
+      'application/json'
+    ]?.schema as { properties: Record<string, { maxLength?: number; maximum?: number }> };
+    expect(execSchema.properties.command?.maxLength).toBe(10000);
+    expect(execSchema.properties.timeout?.maximum).toBe(600);
+  });
+
+  it('/health reports the contract fields', async () => {
+    const health = await api('GET', '/health');
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({
+      status: 'healthy',
+      active_sandboxes: expect.any(Number),
+      uptime_seconds: expect.any(Number),
+    });
+  });
+});

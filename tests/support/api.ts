@@ -1,0 +1,40 @@
+export interface ApiResponse<T = Record<string, unknown>> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export function baseUrl(): string {
+  const url = process.env.MATRX_TEST_BASE_URL;
+  if (!url)
+    throw new Error('MATRX_TEST_BASE_URL is not set: the integration globalSetup did not run');
+  return url;
+}
+
+/** One call to the real server; `rawBody` sends bytes as they are (for malformed JSON). */
+export async function api<T = Record<string, unknown>>(
+  method: string,
+  path: string,
+  options: { json?: unknown; rawBody?: string; base?: string } = {},
+): Promise<ApiResponse<T>> {
+  const body =
+    options.rawBody ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
+  const response = await fetch(`${options.base ?? baseUrl()}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body,
+  });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: the raw text is what the test sees
+  }
+  return { status: response.status, body: parsed as T, headers: response.headers };
+}
+
+/** A user id unique to this run, so parallel files and earlier runs never mix. */
+export function testUser(name: string): string {
+  return `it-${process.pid}-${Date.now().toString(36)}-${name}`;
+}

@@ -1,0 +1,50 @@
+import { expect } from '@jest/globals';
+import { api } from './api.js';
+import { sandboxContainers } from './docker.js';
+
+export interface WireSandbox {
+  sandbox_id: string;
+  user_id: string;
+  status: string;
+  container_id: string | null;
+}
+
+export interface ExecReply {
+  exit_code: number;
+  stdout: string;
+  stderr: string;
+  timed_out: boolean;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+}
+
+export async function createReady(userId: string): Promise<WireSandbox> {
+  const created = await api<WireSandbox>('POST', '/sandboxes', { json: { user_id: userId } });
+  expect(created.status).toBe(201);
+  expect(created.body.status).toBe('ready');
+  return created.body;
+}
+
+export function exec(sandboxId: string, command: string, extra: Record<string, unknown> = {}) {
+  return api<ExecReply>('POST', `/sandboxes/${sandboxId}/exec`, { json: { command, ...extra } });
+}
+
+/** Containers are gone asynchronously after /complete: wait for Docker to agree, boundedly. */
+export async function waitUntilNoContainers(userId: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await sandboxContainers(userId)).length > 0) {
+    if (Date.now() > deadline) throw new Error(`containers of ${userId} still there`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export async function deleteAll(userId: string): Promise<void> {
+  const listed = await api<{ sandboxes: WireSandbox[] }>(
+    'GET',
+    `/sandboxes?user_id=${encodeURIComponent(userId)}`,
+  );
+  await Promise.all(
+    listed.body.sandboxes.map((s) => api('DELETE', `/sandboxes/${s.sandbox_id}?graceful=false`)),
+  );
+  await waitUntilNoContainers(userId);
+}
