@@ -74,7 +74,7 @@ export async function execInContainer(
   clearTimeout(timer);
 
   if (outcome === 'timeout') {
-    await killTagged(docker, containerId, tag);
+    await killTagged(docker, containerId, tag, request.user);
     await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, DRAIN_AFTER_KILL_MS))]);
     stream.destroy();
     return collect(TIMEOUT_EXIT_CODE, true);
@@ -93,11 +93,20 @@ export async function execInContainer(
   }
 }
 
-async function killTagged(docker: Docker, containerId: string, tag: string): Promise<void> {
+/**
+ * Runs as the command's own user: reading another user's /proc/PID/environ needs CAP_SYS_PTRACE,
+ * which containers do not get, and the same user may always signal its own processes.
+ */
+async function killTagged(
+  docker: Docker,
+  containerId: string,
+  tag: string,
+  user: string,
+): Promise<void> {
   try {
     const killer = await docker.getContainer(containerId).exec({
       Cmd: ['bash', '-c', KILL_TAGGED, 'kill-tagged', tag],
-      User: 'root',
+      User: user,
       AttachStdout: true,
       AttachStderr: true,
     });
