@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../lib/projectRoot.js';
@@ -31,7 +31,8 @@ export async function startServer(options: {
   readyTimeoutMs?: number;
 }): Promise<RunningServer> {
   const port = await freePort();
-  const log = createWriteStream(options.logFile);
+  // Straight to the file: piping through this process would load the caller's event loop.
+  const log = openSync(options.logFile, 'w');
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'scripts', 'start.js')], {
     cwd: PROJECT_ROOT,
     env: {
@@ -42,10 +43,9 @@ export async function startServer(options: {
       MATRX_EMBEDDED_S3_PORT: String(await freePort()),
       ...options.env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', log, log],
   });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  closeSync(log);
   const baseUrl = `http://127.0.0.1:${port}`;
   const exited = new Promise<never>((_, reject) =>
     child.once('exit', (code) =>

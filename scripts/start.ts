@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { buildSandboxImage, imageExists } from '../lib/adapters/docker/sandboxImage.js';
@@ -13,6 +14,8 @@ import { PROJECT_ROOT } from '../lib/projectRoot.js';
  * serverless-offline, all handlers in one process so they share one registry.
  */
 async function main(): Promise<number> {
+  // Settings from .env, if there is one; variables already set in the environment win.
+  if (existsSync(join(PROJECT_ROOT, '.env'))) process.loadEnvFile(join(PROJECT_ROOT, '.env'));
   let settings;
   try {
     settings = loadConfig();

@@ -1,0 +1,168 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, type Duplex } from 'node:stream';
+import Docker from 'dockerode';
+import { READY_LINE } from '../lib/adapters/docker/dockerRuntime.js';
+import { startServer } from './serverProcess.js';
+
+/**
+ * `npm run bench`: create-to-ready and exec `echo hi` through the HTTP API, next to the same
+ * operations done directly with dockerode, interleaved in one run so both see the same machine.
+ */
+const CREATES = Number(process.env.BENCH_CREATES ?? 20);
+const EXECS = Number(process.env.BENCH_EXECS ?? 200);
+const IMAGE = process.env.MATRX_SANDBOX_IMAGE ?? 'matrx-sandbox:latest';
+const USER = `bench-${process.pid}`;
+
+const docker = new Docker();
+
+async function timed(run: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await run();
+  return performance.now() - started;
+}
+
+async function call(base: string, method: string, path: string, json?: unknown) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: json === undefined ? {} : { 'content-type': 'application/json' },
+    body: json === undefined ? undefined : JSON.stringify(json),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+async function rawCreateReady(name: string): Promise<Docker.Container> {
+  const container = await docker.createContainer({
+    name,
+    Image: IMAGE,
+    Labels: { 'matrx.sandbox_id': name, 'matrx.user_id': USER },
+    // The limits the API gives its sandboxes by default, so both sides start the same container.
+    HostConfig: {
+      NetworkMode: 'none',
+      RestartPolicy: { Name: 'no' },
+      NanoCpus: 2e9,
+      Memory: 4 * 1024 ** 3,
+    },
+  });
+  const output = (await container.attach({ stream: true, stdout: true, stderr: true })) as Duplex;
+  const ready = new Promise<void>((resolve) => {
+    let seen = '';
+    output.on('data', (chunk: Buffer) => {
+      seen += chunk.toString('latin1');
+      if (seen.includes(READY_LINE)) resolve();
+    });
+  });
+  await container.start();
+  await ready;
+  output.destroy();
+  return container;
+}
+
+async function rawExec(container: Docker.Container): Promise<void> {
+  const exec = await container.exec({
+    Cmd: ['bash', '-c', 'echo hi'],
+    AttachStdout: true,
+    AttachStderr: true,
+  });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  docker.modem.demuxStream(stream, new PassThrough().resume(), new PassThrough().resume());
+  await new Promise((resolve) => stream.once('end', resolve));
+  await exec.inspect();
+}
+
+function stats(samples: number[]) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  return { median: at(0.5), p95: at(0.95) };
+}
+
+function row(name: string, api: number[], raw: number[]) {
+  const a = stats(api);
+  const r = stats(raw);
+  const fmt = (ms: number) => ms.toFixed(1).padStart(8);
+  console.log(
+    `${name.padEnd(18)} api median ${fmt(a.median)} ms p95 ${fmt(a.p95)} ms | raw median ${fmt(r.median)} ms p95 ${fmt(r.p95)} ms | ratio ${(a.median / r.median).toFixed(2)}x, diff ${(a.median - r.median).toFixed(1)} ms`,
+  );
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'matrx-bench-'));
+  const server = await startServer({
+    logFile: join(dir, 'server.log'),
+    env: {
+      MATRX_DOCKER_NETWORK: 'none',
+      MATRX_EMBEDDED_S3_DIR: join(dir, 's3'),
+      MATRX_LOG_LEVEL: 'WARNING',
+    },
+  });
+  const base = server.baseUrl;
+  const apiCreate: number[] = [];
+  const rawCreate: number[] = [];
+  const apiExec: number[] = [];
+  const rawExecs: number[] = [];
+  try {
+    // Warm both paths once: first calls load handlers and page the image in.
+    const warm = await call(base, 'POST', '/sandboxes', { user_id: USER });
+    await call(base, 'DELETE', `/sandboxes/${String(warm.sandbox_id)}?graceful=false`);
+    await (await rawCreateReady(`${USER}-warm`)).remove({ force: true });
+
+    for (let i = 0; i < CREATES; i += 1) {
+      let id = '';
+      apiCreate.push(
+        await timed(async () => {
+          id = String((await call(base, 'POST', '/sandboxes', { user_id: USER })).sandbox_id);
+        }),
+      );
+      await call(base, 'DELETE', `/sandboxes/${id}?graceful=false`);
+      let container: Docker.Container | undefined;
+      rawCreate.push(
+        await timed(async () => {
+          container = await rawCreateReady(`${USER}-${i}`);
+        }),
+      );
+      await container?.remove({ force: true });
+    }
+
+    // Both sides exec in the same container: the API's sandbox.
+    const sandbox = await call(base, 'POST', '/sandboxes', { user_id: USER });
+    const sandboxId = String(sandbox.sandbox_id);
+    const container = docker.getContainer(String(sandbox.container_id));
+    for (let i = 0; i < 5; i += 1) {
+      await call(base, 'POST', `/sandboxes/${sandboxId}/exec`, { command: 'echo hi' });
+      await rawExec(container);
+    }
+    for (let i = 0; i < EXECS; i += 1) {
+      apiExec.push(
+        await timed(() =>
+          call(base, 'POST', `/sandboxes/${sandboxId}/exec`, { command: 'echo hi' }),
+        ),
+      );
+      rawExecs.push(await timed(() => rawExec(container)));
+    }
+    await call(base, 'DELETE', `/sandboxes/${sandboxId}?graceful=false`);
+  } finally {
+    await server.stop();
+    const left = await docker.listContainers({
+      all: true,
+      filters: { label: [`matrx.user_id=${USER}`] },
+    });
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+  }
+
+  console.log(`\nmatrx bench: ${CREATES} creates, ${EXECS} execs, image ${IMAGE}, network none`);
+  row('create-to-ready', apiCreate, rawCreate);
+  row('exec echo hi', apiExec, rawExecs);
+  const createRatio = stats(apiCreate).median / stats(rawCreate).median;
+  const execDiff = stats(apiExec).median - stats(rawExecs).median;
+  console.log(
+    `targets: create <= 1.25x raw: ${createRatio <= 1.25 ? 'met' : 'MISSED'}; exec <= raw + 5 ms: ${execDiff <= 5 ? 'met' : 'MISSED'}`,
+  );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
