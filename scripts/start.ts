@@ -60,6 +60,9 @@ async function main(): Promise<number> {
         ...s3?.env,
         SLS_TELEMETRY_DISABLED: '1',
         SLS_NOTIFICATIONS_MODE: 'off',
+        // serverless-offline's own lines (a banner, two per request) are plain text and cost a
+        // write each; the service logs its own. MATRX_LOG_LEVEL=DEBUG brings them back.
+        SLS_LOG_LEVEL: settings.LOG_LEVEL === 'DEBUG' ? 'notice' : 'warning',
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       },
     },
