@@ -17,7 +17,8 @@ api.get('/', (_req: Request, res: Response) => {
 });
 
 api.get('/openapi.json', (_req: Request, res: Response) => {
-  res.json(openApiDocument(getApp().routes, VERSION));
+  const { routes, settings } = getApp();
+  res.json(openApiDocument(routes, VERSION, settings.API_KEY_HEADER));
 });
 
 api.get('/docs', (_req: Request, res: Response) => {

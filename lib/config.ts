@@ -44,8 +44,20 @@ const settingsSchema = z.object({
   MAX_OUTPUT_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   READY_TIMEOUT_SECONDS: int(1, 600).default(60),
   STOPPED_RETENTION_SECONDS: int(0, 30 * 24 * 3600).default(3600),
-  API_KEY: z.string().default(''),
-  API_KEY_HEADER: z.string().min(1).default('X-API-Key'),
+  /** Comma-separated, so keys can be rotated one caller at a time; blank entries are dropped. */
+  API_KEY: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((key) => key.trim())
+        .filter((key) => key.length > 0),
+    ),
+  API_KEY_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
+    .default('X-API-Key'),
   SANDBOX_STORE: z.enum(['memory']).default('memory'),
   DATABASE_URL: z.string().optional(),
   LAMBDA_PORT: int(0, 65535).default(3002),

@@ -15,6 +15,16 @@ export class BadRequestError extends ServiceError {
   readonly statusCode = 400;
 }
 
+/** No API key was sent. */
+export class UnauthorizedError extends ServiceError {
+  readonly statusCode = 401;
+}
+
+/** An API key was sent, and it is not one of ours. */
+export class ForbiddenError extends ServiceError {
+  readonly statusCode = 403;
+}
+
 export class NotFoundError extends ServiceError {
   readonly statusCode = 404;
 }

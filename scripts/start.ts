@@ -27,6 +27,11 @@ async function main(): Promise<number> {
     throw error;
   }
   const logger = createLogger(settings.LOG_LEVEL);
+  if (settings.API_KEY.length === 0) {
+    logger.warn(
+      'MATRX_API_KEY is empty: the API is unauthenticated, open to anyone who reaches it',
+    );
+  }
   await prepareDocker(settings.SANDBOX_IMAGE, logger);
 
   let s3: EmbeddedS3 | undefined;

@@ -1,5 +1,5 @@
 import type { MiddlewareObj } from '@middy/core';
-import { ServiceError, ValidationError } from '../errors.js';
+import { ServiceError, UnauthorizedError, ValidationError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { json, type HttpResponse } from './responses.js';
 
@@ -21,6 +21,11 @@ export function errorMapper(logger: () => Logger): MiddlewareObj<unknown, HttpRe
 
 export function toResponse(error: unknown, logger: Logger): HttpResponse {
   if (error instanceof ValidationError) return json(422, { detail: error.issues });
+  if (error instanceof UnauthorizedError) {
+    const response = json(401, { detail: error.message });
+    response.headers['www-authenticate'] = 'Bearer realm="matrx-sandbox-orchestrator"';
+    return response;
+  }
   if (error instanceof ServiceError) {
     if (error.statusCode >= 500) logger.error(error.message, { error: error.cause ?? error });
     return json(error.statusCode, { detail: error.message });

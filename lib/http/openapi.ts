@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { RouteSpec, Routes } from './routes.js';
+import { PUBLIC_ROUTES, type RouteName, type RouteSpec, type Routes } from './routes.js';
 import { rootResponse } from './schemas.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -21,10 +21,11 @@ function parameters(schema: z.ZodObject | undefined, where: 'path' | 'query') {
   }));
 }
 
-function operation(route: RouteSpec) {
+function operation(route: RouteSpec, isPublic: boolean) {
   return {
     operationId: route.functionName,
     summary: route.summary,
+    ...(isPublic && { security: [] }),
     parameters: [...parameters(route.params, 'path'), ...parameters(route.query, 'query')],
     ...(route.body && {
       requestBody: {
@@ -47,7 +48,7 @@ function operation(route: RouteSpec) {
 }
 
 /** The OpenAPI 3.1 document, generated from the same schemas that validate requests. */
-export function openApiDocument(routes: Routes, version: string) {
+export function openApiDocument(routes: Routes, version: string, apiKeyHeader: string) {
   const paths: Record<string, Record<string, unknown>> = {
     '/': {
       get: {
@@ -62,12 +63,23 @@ export function openApiDocument(routes: Routes, version: string) {
       },
     },
   };
-  for (const route of Object.values(routes) as RouteSpec[]) {
-    paths[route.path] = { ...paths[route.path], [route.method]: operation(route) };
+  for (const [name, route] of Object.entries(routes) as [RouteName, RouteSpec][]) {
+    paths[route.path] = {
+      ...paths[route.path],
+      [route.method]: operation(route, PUBLIC_ROUTES.has(name)),
+    };
   }
   return {
     openapi: '3.1.0',
     info: { title: 'Matrx sandbox orchestrator', version },
+    components: {
+      securitySchemes: {
+        apiKeyHeader: { type: 'apiKey', in: 'header', name: apiKeyHeader },
+        bearer: { type: 'http', scheme: 'bearer' },
+      },
+    },
+    // Either scheme is enough.
+    security: [{ apiKeyHeader: [] }, { bearer: [] }],
     paths,
   };
 }

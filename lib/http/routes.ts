@@ -126,3 +126,6 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
 
 export type Routes = ReturnType<typeof buildRoutes>;
 export type RouteName = keyof Routes;
+
+/** Routes that never need the API key: load balancers and monitors call them. */
+export const PUBLIC_ROUTES: ReadonlySet<RouteName> = new Set<RouteName>(['health']);

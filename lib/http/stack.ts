@@ -2,19 +2,27 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { getApp, type App } from '../app.js';
+import { apiKeyAuth } from './apiKeyAuth.js';
 import { errorMapper } from './errorMapper.js';
 import type { HttpResponse } from './responses.js';
-import type { RouteName, Routes } from './routes.js';
+import { PUBLIC_ROUTES, type RouteName, type Routes } from './routes.js';
 import { parseRequest, type RouteInput } from './validation.js';
 
 type Middleware = MiddlewareObj<APIGatewayProxyEvent, HttpResponse>;
 
 /**
- * The middleware every endpoint shares, in order. The API key check (its own issue) goes right
- * after the error mapper, so a rejected request never reaches body parsing or a handler.
+ * The middleware every endpoint shares, in order. The API key check comes right after the error
+ * mapper, so a rejected request never reaches body parsing, validation or a handler.
  */
-export function baseStack() {
-  return middy<APIGatewayProxyEvent, HttpResponse>().use(errorMapper(() => getApp().logger));
+export function baseStack(options: { requiresKey: boolean } = { requiresKey: true }) {
+  const stack = middy<APIGatewayProxyEvent, HttpResponse>().use(errorMapper(() => getApp().logger));
+  if (!options.requiresKey) return stack;
+  return stack.use(
+    apiKeyAuth(() => ({
+      keys: getApp().settings.API_KEY,
+      headerName: getApp().settings.API_KEY_HEADER,
+    })),
+  );
 }
 
 /** Parses a JSON body when there is one; an empty body is left for validation to judge. */
@@ -38,7 +46,7 @@ export function routeHandler<N extends RouteName>(
   name: N,
   handle: (input: RouteInput<Routes[N]>, app: App) => Promise<HttpResponse>,
 ) {
-  return baseStack()
+  return baseStack({ requiresKey: !PUBLIC_ROUTES.has(name) })
     .use(jsonBodyWhenPresent())
     .handler(async (event) => {
       const app = getApp();

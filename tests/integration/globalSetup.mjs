@@ -1,5 +1,6 @@
 // Plain ESM on purpose: Jest loads global setup outside its ESM transform, so this imports the
 // built server helper from dist/ (`npm test` builds first).
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,9 +26,12 @@ export default async function globalSetup() {
   }
   const workDir = mkdtempSync(join(tmpdir(), 'matrx-it-'));
   const logFile = join(workDir, 'server.log');
+  // The whole suite runs with a key set, as production does.
+  const apiKey = randomBytes(24).toString('base64');
   const server = await startServer({
     logFile,
     env: {
+      MATRX_API_KEY: `${randomBytes(16).toString('hex')},${apiKey}`,
       MATRX_DOCKER_NETWORK: 'none',
       MATRX_EMBEDDED_S3_DIR: join(workDir, 's3'),
       MATRX_SHUTDOWN_TIMEOUT_SECONDS: '2',
@@ -36,6 +40,7 @@ export default async function globalSetup() {
     },
   });
   process.env.MATRX_TEST_BASE_URL = server.baseUrl;
+  process.env.MATRX_TEST_API_KEY = apiKey;
   process.env.MATRX_TEST_SERVER_LOG = logFile;
   process.stderr.write(`\nintegration server at ${server.baseUrl}, log ${logFile}\n`);
   globalThis.matrxServer = server;

@@ -126,10 +126,10 @@ describe('service routes', () => {
       version: expect.any(String),
       docs: '/docs',
     });
-    const docs = await fetch(`${process.env.MATRX_TEST_BASE_URL}/docs`);
+    const docs = await api<string>('GET', '/docs');
     expect(docs.status).toBe(200);
-    expect(await docs.text()).toContain('/openapi.json');
-    const bundle = await fetch(`${process.env.MATRX_TEST_BASE_URL}/docs/swagger-ui-bundle.js`);
+    expect(docs.body).toContain('/openapi.json');
+    const bundle = await api('GET', '/docs/swagger-ui-bundle.js');
     expect(bundle.status).toBe(200);
   });
 

@@ -11,17 +11,34 @@ export function baseUrl(): string {
   return url;
 }
 
-/** One call to the real server; `rawBody` sends bytes as they are (for malformed JSON). */
+/** The key the integration server was started with. */
+export function apiKey(): string {
+  return process.env.MATRX_TEST_API_KEY ?? '';
+}
+
+export interface CallOptions {
+  json?: unknown;
+  /** Sent as it is, for malformed JSON. */
+  rawBody?: string;
+  base?: string;
+  /** Replaces the default `X-API-Key: <test key>`; `{}` sends no key. */
+  headers?: Record<string, string>;
+}
+
+/** One call to the real server, with the test key unless `headers` say otherwise. */
 export async function api<T = Record<string, unknown>>(
   method: string,
   path: string,
-  options: { json?: unknown; rawBody?: string; base?: string } = {},
+  options: CallOptions = {},
 ): Promise<ApiResponse<T>> {
   const body =
     options.rawBody ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
   const response = await fetch(`${options.base ?? baseUrl()}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(options.headers ?? { 'x-api-key': apiKey() }),
+    },
     body,
   });
   const text = await response.text();

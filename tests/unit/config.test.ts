@@ -35,6 +35,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ [variable]: value })).toThrow(variable);
   });
 
+  it('reads API keys as a comma-separated list; blank means none', () => {
+    expect(loadConfig({ MATRX_API_KEY: ' a , b,, ' }).API_KEY).toEqual(['a', 'b']);
+    expect(loadConfig({ MATRX_API_KEY: '   ' }).API_KEY).toEqual([]);
+    expect(loadConfig({ MATRX_API_KEY: ' , ' }).API_KEY).toEqual([]);
+    expect(() => loadConfig({ MATRX_API_KEY_HEADER: 'X API Key' })).toThrow('MATRX_API_KEY_HEADER');
+  });
+
   it('reads sizes', () => {
     expect(parseMemorySize('512m')).toBe(512 * 1024 ** 2);
     expect(parseMemorySize('4g')).toBe(4 * 1024 ** 3);

@@ -91,7 +91,7 @@ describe('toResponse', () => {
 
 describe('openApiDocument', () => {
   it('is generated from the validating schemas', () => {
-    const doc = openApiDocument(routes, '1.2.3');
+    const doc = openApiDocument(routes, '1.2.3', 'X-API-Key');
     const exec = doc.paths['/sandboxes/{sandbox_id}/exec']?.post as {
       requestBody: { content: { 'application/json': { schema: { required: string[] } } } };
     };

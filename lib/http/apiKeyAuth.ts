@@ -1,0 +1,64 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { ForbiddenError, UnauthorizedError } from '../errors.js';
+
+export interface ApiKeySettings {
+  /** Accepted keys; empty means the API is open. */
+  keys: readonly string[];
+  /** Header that carries the key, besides `Authorization: Bearer`. */
+  headerName: string;
+}
+
+const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
+
+/** Header lookup as HTTP means it: names are case-insensitive. */
+function header(event: Pick<APIGatewayProxyEvent, 'headers'>, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(event.headers ?? {})) {
+    if (key.toLowerCase() === wanted && value !== undefined) return value;
+  }
+  return undefined;
+}
+
+export function presentedKey(
+  event: Pick<APIGatewayProxyEvent, 'headers'>,
+  headerName: string,
+): string | undefined {
+  const direct = header(event, headerName)?.trim();
+  if (direct) return direct;
+  const bearer = /^Bearer\s+(.+)$/i.exec(header(event, 'authorization')?.trim() ?? '');
+  return bearer?.[1]?.trim() || undefined;
+}
+
+/**
+ * Compares digests, which have one length whatever the key's, so neither the key nor its length
+ * leaks through timing; every configured key is compared, matched or not.
+ */
+export function isAcceptedKey(presented: string, keys: readonly Buffer[]): boolean {
+  const candidate = digest(presented);
+  let accepted = false;
+  for (const key of keys) accepted = timingSafeEqual(candidate, key) || accepted;
+  return accepted;
+}
+
+/** The API key check of every endpoint but /health; it runs before body parsing. */
+export function apiKeyAuth(
+  settings: () => ApiKeySettings,
+): MiddlewareObj<APIGatewayProxyEvent, unknown> {
+  let digests: Buffer[] | undefined;
+  return {
+    before: async (request) => {
+      const { keys, headerName } = settings();
+      if (keys.length === 0) return;
+      digests ??= keys.map(digest);
+      const presented = presentedKey(request.event, headerName);
+      if (!presented) {
+        throw new UnauthorizedError(
+          `Missing API key: send it in the ${headerName} header or as Authorization: Bearer`,
+        );
+      }
+      if (!isAcceptedKey(presented, digests)) throw new ForbiddenError('Invalid API key');
+    },
+  };
+}
