@@ -21,7 +21,7 @@ function header(event: Pick<APIGatewayProxyEvent, 'headers'>, name: string): str
   return undefined;
 }
 
-export function presentedKey(
+function presentedKey(
   event: Pick<APIGatewayProxyEvent, 'headers'>,
   headerName: string,
 ): string | undefined {
@@ -35,7 +35,7 @@ export function presentedKey(
  * Compares digests, which have one length whatever the key's, so neither the key nor its length
  * leaks through timing; every configured key is compared, matched or not.
  */
-export function isAcceptedKey(presented: string, keys: readonly Buffer[]): boolean {
+function isAcceptedKey(presented: string, keys: readonly Buffer[]): boolean {
   const candidate = digest(presented);
   let accepted = false;
   for (const key of keys) accepted = timingSafeEqual(candidate, key) || accepted;

@@ -13,7 +13,7 @@ import { execInContainer } from './execInContainer.js';
 
 /** The line the sandbox image prints once it has touched the ready marker. */
 export const READY_LINE = 'matrx-sandbox: ready';
-export const READY_MARKER = '/tmp/.sandbox_ready';
+const READY_MARKER = '/tmp/.sandbox_ready';
 /** For images that touch the marker without printing the line. */
 const MARKER_POLL_MS = 250;
 const PING_TIMEOUT_MS = 2000;

@@ -5,7 +5,7 @@ import type { ExecRequest, ExecResult } from '../../ports.js';
 import { CappedOutput } from './cappedOutput.js';
 import { toServiceError } from './dockerErrors.js';
 
-export const TIMEOUT_EXIT_CODE = 124;
+const TIMEOUT_EXIT_CODE = 124;
 /** How long a killed command's stream may take to close before the call returns anyway. */
 const DRAIN_AFTER_KILL_MS = 750;
 /** The in-container `timeout` is only a backstop for an orchestrator that died mid-exec. */
