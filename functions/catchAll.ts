@@ -4,6 +4,7 @@ import { getApp } from '../lib/app.js';
 import { DOCS_HTML, docsAsset, isDocsAsset } from '../lib/http/docsPage.js';
 import { openApiDocument } from '../lib/http/openapi.js';
 import type { HttpResponse } from '../lib/http/responses.js';
+import { withRequestContext } from '../lib/http/requestLog.js';
 import { baseStack } from '../lib/http/stack.js';
 import { VERSION } from '../lib/projectRoot.js';
 
@@ -40,7 +41,9 @@ function notFound(res: Response) {
 }
 
 /** Serves `/`, `/docs`, `/openapi.json`, and the JSON 404 for every route nothing else serves. */
-export const handler = baseStack().handler(
-  (event: APIGatewayProxyEvent, context: Context) =>
-    api.run(event, context) as Promise<HttpResponse>,
+export const handler = withRequestContext(
+  baseStack().handler(
+    (event: APIGatewayProxyEvent, context: Context) =>
+      api.run(event, context) as Promise<HttpResponse>,
+  ),
 );

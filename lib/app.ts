@@ -20,7 +20,7 @@ export interface App {
 /** The composition root: clients are built once per process and closed on shutdown. */
 export function buildApp(env: NodeJS.ProcessEnv = process.env): App {
   const settings = loadConfig(env);
-  const logger = createLogger(settings.LOG_LEVEL);
+  const logger = createLogger(settings.LOG_LEVEL, settings.LOG_FORMAT);
   const docker = new Docker();
   const store = new MemorySandboxStore({
     stoppedRetentionMs: settings.STOPPED_RETENTION_SECONDS * 1000,
@@ -28,7 +28,7 @@ export function buildApp(env: NodeJS.ProcessEnv = process.env): App {
   });
   const service = new SandboxService(
     store,
-    new DockerRuntime(docker),
+    new DockerRuntime(docker, logger, settings.SLOW_CALL_MS),
     {
       image: settings.SANDBOX_IMAGE,
       network: settings.DOCKER_NETWORK,

@@ -29,6 +29,7 @@ const settingsSchema = z.object({
   DEBUG: bool.default(false),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('INFO'),
   LOG_FORMAT: z.enum(['json', 'text']).default('json'),
+  SLOW_CALL_MS: int(1, 600_000).default(1000),
   SANDBOX_IMAGE: z.string().min(1).default('matrx-sandbox:latest'),
   DOCKER_NETWORK: z.string().min(1).default('bridge'),
   CONTAINER_CPU_LIMIT: z.coerce.number({ message: 'must be a number' }).positive().default(2),

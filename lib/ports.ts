@@ -52,8 +52,15 @@ export interface ExecResult {
 export interface ContainerRuntime {
   ping(): Promise<void>;
   create(spec: ContainerSpec): Promise<string>;
-  /** Starts the container and resolves once the sandbox is ready, or says why it is not. */
-  startAndWaitReady(containerId: string, timeoutMs: number): Promise<ReadyOutcome>;
+  /**
+   * Starts the container (calling onStarted once it runs) and resolves once the sandbox is
+   * ready, or says why it is not.
+   */
+  startAndWaitReady(
+    containerId: string,
+    timeoutMs: number,
+    onStarted: () => void,
+  ): Promise<ReadyOutcome>;
   exec(containerId: string, request: ExecRequest): Promise<ExecResult>;
   /** Stops (gracefully within timeoutSeconds, or kills when 0); gone or stopped is success. */
   stop(containerId: string, timeoutSeconds: number): Promise<void>;

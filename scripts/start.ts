@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { buildSandboxImage, imageExists } from '../lib/adapters/docker/sandboxImage.js';
 import { ConfigError, loadConfig } from '../lib/config.js';
 import { startEmbeddedS3, type EmbeddedS3 } from '../lib/embeddedS3.js';
-import { createLogger, type Logger } from '../lib/logger.js';
+import { createLogger, type LogFormat, type Logger } from '../lib/logger.js';
 import { PROJECT_ROOT } from '../lib/projectRoot.js';
 
 /**
@@ -26,7 +28,7 @@ async function main(): Promise<number> {
     }
     throw error;
   }
-  const logger = createLogger(settings.LOG_LEVEL);
+  const logger = createLogger(settings.LOG_LEVEL, settings.LOG_FORMAT);
   if (settings.API_KEY.length === 0) {
     logger.warn(
       'MATRX_API_KEY is empty: the API is unauthenticated, open to anyone who reaches it',
@@ -59,7 +61,7 @@ async function main(): Promise<number> {
     ],
     {
       cwd: PROJECT_ROOT,
-      stdio: 'inherit',
+      stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env,
         ...s3?.env,
@@ -72,6 +74,11 @@ async function main(): Promise<number> {
       },
     },
   );
+  relayOutput(server.stdout, logger, settings.LOG_FORMAT, 'info');
+  // At INFO the framework prints only its warnings there; at DEBUG its notices too.
+  const stderrLevel = settings.LOG_LEVEL === 'DEBUG' ? 'info' : 'warn';
+  relayOutput(server.stderr, logger, settings.LOG_FORMAT, stderrLevel);
+  void announceWhenListening(settings.HOST, settings.PORT, logger);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => server.kill(signal));
   }
@@ -96,6 +103,49 @@ async function prepareDocker(image: string, logger: Logger): Promise<void> {
   if (await imageExists(docker, image)) return;
   logger.info('sandbox image missing: building it', { image });
   await buildSandboxImage(image);
+}
+
+/**
+ * Passes the service's own log lines through and turns anything else the framework prints (its
+ * banner, its warnings) into log entries too, so every line of output is one entry.
+ */
+function relayOutput(
+  stream: Readable | null,
+  logger: Logger,
+  format: LogFormat,
+  level: 'info' | 'warn',
+): void {
+  if (!stream) return;
+  const isEntry = format === 'json' ? (line: string) => line.startsWith('{') : isTextEntry;
+  createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+    if (isEntry(line)) {
+      process.stdout.write(`${line}\n`);
+      return;
+    }
+    const text = line.replace(/[│┌┐└┘─]/g, '').trim();
+    if (!text) return;
+    // The route table of the banner is detail; anything else the framework says is worth seeing.
+    if (/^(GET|POST|PUT|DELETE|PATCH|ANY|\*|http)/.test(text)) {
+      logger.debug('serverless-offline', { output: text });
+    } else {
+      logger[level]('serverless-offline', { output: text });
+    }
+  });
+}
+
+const isTextEntry = (line: string) => /^\d{4}-\d{2}-\d{2}T\S+ [A-Z]+ /.test(line);
+
+async function announceWhenListening(host: string, port: number, logger: Logger): Promise<void> {
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  for (let attempt = 0; attempt < 600; attempt += 1) {
+    try {
+      await fetch(`${url}/health`);
+      logger.info('API listening', { url: `http://${host}:${port}`, docs: '/docs' });
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 main().then(

@@ -4,6 +4,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { getApp, type App } from '../app.js';
 import { apiKeyAuth } from './apiKeyAuth.js';
 import { errorMapper } from './errorMapper.js';
+import { requestLog, withRequestContext } from './requestLog.js';
 import type { HttpResponse } from './responses.js';
 import { PUBLIC_ROUTES, type RouteName, type Routes } from './routes.js';
 import { parseRequest, type RouteInput } from './validation.js';
@@ -11,11 +12,14 @@ import { parseRequest, type RouteInput } from './validation.js';
 type Middleware = MiddlewareObj<APIGatewayProxyEvent, HttpResponse>;
 
 /**
- * The middleware every endpoint shares, in order. The API key check comes right after the error
- * mapper, so a rejected request never reaches body parsing, validation or a handler.
+ * The middleware every endpoint shares, in order: the request log (outermost, so it sees the final
+ * status), the error mapper, then the API key check, so a rejected request never reaches body
+ * parsing, validation or a handler.
  */
 export function baseStack(options: { requiresKey: boolean } = { requiresKey: true }) {
-  const stack = middy<APIGatewayProxyEvent, HttpResponse>().use(errorMapper(() => getApp().logger));
+  const stack = middy<APIGatewayProxyEvent, HttpResponse>()
+    .use(requestLog(() => getApp().logger))
+    .use(errorMapper());
   if (!options.requiresKey) return stack;
   return stack.use(
     apiKeyAuth(() => ({
@@ -46,11 +50,12 @@ export function routeHandler<N extends RouteName>(
   name: N,
   handle: (input: RouteInput<Routes[N]>, app: App) => Promise<HttpResponse>,
 ) {
-  return baseStack({ requiresKey: !PUBLIC_ROUTES.has(name) })
+  const handler = baseStack({ requiresKey: !PUBLIC_ROUTES.has(name) })
     .use(jsonBodyWhenPresent())
     .handler(async (event) => {
       const app = getApp();
       const route = app.routes[name];
       return handle(parseRequest(route, event), app);
     });
+  return withRequestContext(handler);
 }

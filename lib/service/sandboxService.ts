@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   ACTIVE_STATUSES,
   EXEC_STATUSES,
@@ -9,7 +10,7 @@ import {
 } from '../domain/sandbox.js';
 import { ConflictError, NotFoundError, sandboxNotFound } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ContainerRuntime, ExecResult, SandboxStore } from '../ports.js';
+import type { ContainerRuntime, ExecResult, SandboxStore, StatusChange } from '../ports.js';
 
 export interface SandboxServiceSettings {
   image: string;
@@ -75,25 +76,31 @@ export class SandboxService {
     let containerId: string | null = null;
     try {
       containerId = await this.runtime.create(this.#containerSpec(sandbox));
-      await this.store.updateStatus(sandbox.sandboxId, { status: 'starting', containerId });
+      await this.#move(sandbox.sandboxId, { status: 'starting', containerId }, 'container created');
       const started = performance.now();
       const outcome = await this.runtime.startAndWaitReady(
         containerId,
         this.settings.readyTimeoutSeconds * 1000,
+        () => log.info('container started', { container_id: containerId }),
       );
       if (outcome.ready) {
         log.info('sandbox ready', { ready_ms: Math.round(performance.now() - started) });
-        return await this.#move(sandbox.sandboxId, { status: 'ready' });
+        return await this.#move(sandbox.sandboxId, { status: 'ready' }, 'ready marker seen');
       }
       log.warn('sandbox failed to become ready', { reason: outcome.reason });
       await this.runtime.remove(containerId);
-      return await this.#move(sandbox.sandboxId, { status: 'failed', lastError: outcome.reason });
+      return await this.#move(
+        sandbox.sandboxId,
+        { status: 'failed', lastError: outcome.reason },
+        outcome.reason,
+      );
     } catch (error) {
       log.error('sandbox create failed', { error });
       if (containerId) await this.runtime.remove(containerId).catch(() => undefined);
-      await this.store
-        .updateStatus(sandbox.sandboxId, { status: 'failed', lastError: (error as Error).message })
-        .catch(() => undefined);
+      const reason = (error as Error).message;
+      await this.#move(sandbox.sandboxId, { status: 'failed', lastError: reason }, reason).catch(
+        () => undefined,
+      );
       throw error;
     }
   }
@@ -113,7 +120,9 @@ export class SandboxService {
     if (!EXEC_STATUSES.includes(sandbox.status) || !sandbox.containerId) {
       throw new ConflictError(`Sandbox ${sandboxId} is not running (status: ${sandbox.status})`);
     }
-    if (sandbox.status === 'ready') await this.#move(sandboxId, { status: 'running' });
+    if (sandbox.status === 'ready') {
+      await this.#move(sandboxId, { status: 'running' }, 'first command');
+    }
     const started = performance.now();
     let result: ExecResult;
     try {
@@ -131,11 +140,16 @@ export class SandboxService {
       }
       throw error;
     }
-    this.#log(sandbox).info('exec finished', {
+    const log = this.#log(sandbox);
+    // Commands carry secrets: their text only at DEBUG, a length and a short hash above it.
+    log.debug('exec command', { command: request.command });
+    log.info('exec finished', {
       exit_code: result.exitCode,
       timed_out: result.timedOut,
       duration_ms: Math.round(performance.now() - started),
       command_length: request.command.length,
+      command_sha256: createHash('sha256').update(request.command).digest('hex').slice(0, 12),
+      user: request.user,
     });
     return result;
   }
@@ -173,7 +187,7 @@ export class SandboxService {
 
   async #endInBackground(sandbox: Sandbox, reason: string): Promise<Sandbox> {
     if (TERMINAL_STATUSES.includes(sandbox.status)) return sandbox;
-    const shuttingDown = await this.#move(sandbox.sandboxId, { status: 'shutting_down' });
+    const shuttingDown = await this.#move(sandbox.sandboxId, { status: 'shutting_down' }, reason);
     this.#end(sandbox, true, reason).catch((error: unknown) =>
       this.#log(sandbox).error('background shutdown failed', { error }),
     );
@@ -193,7 +207,7 @@ export class SandboxService {
   async #stopAndRemove(sandbox: Sandbox, graceful: boolean, reason: string): Promise<void> {
     if (TERMINAL_STATUSES.includes(sandbox.status)) return;
     const log = this.#log(sandbox);
-    await this.#move(sandbox.sandboxId, { status: 'shutting_down' });
+    await this.#move(sandbox.sandboxId, { status: 'shutting_down' }, reason);
     log.info('sandbox shutting down', { reason, graceful });
     if (sandbox.containerId) {
       try {
@@ -201,18 +215,17 @@ export class SandboxService {
         await this.runtime.stop(sandbox.containerId, timeout);
         await this.runtime.remove(sandbox.containerId);
       } catch (error) {
-        await this.store.updateStatus(sandbox.sandboxId, {
-          status: 'shutting_down',
-          lastError: (error as Error).message,
-        });
+        const lastError = (error as Error).message;
+        await this.#move(sandbox.sandboxId, { status: 'shutting_down', lastError }, lastError);
         throw error;
       }
     }
-    await this.#move(sandbox.sandboxId, { status: 'stopped' });
+    await this.#move(sandbox.sandboxId, { status: 'stopped' }, reason);
     log.info('sandbox destroyed', { reason });
   }
 
-  async #move(sandboxId: string, change: Parameters<SandboxStore['updateStatus']>[1]) {
+  /** Every status change goes through here, and is logged with its reason. */
+  async #move(sandboxId: string, change: StatusChange, reason: string): Promise<Sandbox> {
     const before = await this.store.get(sandboxId);
     const after = await this.store.updateStatus(sandboxId, change);
     if (!after) throw sandboxNotFound(sandboxId);
@@ -220,6 +233,7 @@ export class SandboxService {
       this.#log(after).info('sandbox status changed', {
         from: before?.status,
         to: after.status,
+        reason,
       });
     }
     return after;

@@ -33,9 +33,14 @@ export class FakeRuntime implements ContainerRuntime {
     return `container-${spec.name}-${this.#next}`;
   }
 
-  async startAndWaitReady(containerId: string): Promise<ReadyOutcome> {
+  async startAndWaitReady(
+    containerId: string,
+    _timeoutMs: number,
+    onStarted: () => void,
+  ): Promise<ReadyOutcome> {
     this.#call('start');
     this.running.add(containerId);
+    onStarted();
     return this.readyOutcome;
   }
 

@@ -1,4 +1,3 @@
-import { Logger } from '@aws-lambda-powertools/logger';
 import { describe, expect, it } from '@jest/globals';
 import { NotFoundError, UnavailableError, ValidationError } from '../../lib/errors.js';
 import { toResponse } from '../../lib/http/errorMapper.js';
@@ -7,7 +6,6 @@ import { buildRoutes } from '../../lib/http/routes.js';
 import { parseRequest } from '../../lib/http/validation.js';
 
 const routes = buildRoutes({ maxCommandLength: 20 });
-const logger = new Logger({ logLevel: 'CRITICAL' });
 const id = 'sbx-0123456789ab';
 
 describe('parseRequest', () => {
@@ -65,13 +63,13 @@ describe('parseRequest', () => {
 
 describe('toResponse', () => {
   it('maps the taxonomy to status codes with a detail', () => {
-    expect(toResponse(new NotFoundError('Sandbox x not found'), logger)).toMatchObject({
+    expect(toResponse(new NotFoundError('Sandbox x not found'))).toMatchObject({
       statusCode: 404,
       body: JSON.stringify({ detail: 'Sandbox x not found' }),
     });
-    expect(
-      toResponse(new UnavailableError('Docker engine', 'Docker engine down'), logger),
-    ).toMatchObject({ statusCode: 503 });
+    expect(toResponse(new UnavailableError('Docker engine', 'Docker engine down'))).toMatchObject({
+      statusCode: 503,
+    });
   });
 
   it('turns the JSON parser’s error into a 400', () => {
@@ -79,11 +77,11 @@ describe('toResponse', () => {
       statusCode: 415,
       cause: { package: '@middy/http-json-body-parser' },
     });
-    expect(toResponse(error, logger).statusCode).toBe(400);
+    expect(toResponse(error).statusCode).toBe(400);
   });
 
   it('keeps anything unexpected generic', () => {
-    const response = toResponse(new Error('secret internals at /var/run'), logger);
+    const response = toResponse(new Error('secret internals at /var/run'));
     expect(response.statusCode).toBe(500);
     expect(response.body).toBe(JSON.stringify({ detail: 'Internal server error' }));
   });

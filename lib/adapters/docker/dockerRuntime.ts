@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { UnavailableError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
 import type {
   ContainerRuntime,
   ContainerSpec,
@@ -8,6 +9,7 @@ import type {
   ExecResult,
   ReadyOutcome,
 } from '../../ports.js';
+import { loggedCall } from '../callLog.js';
 import { DOCKER, dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
 import { execInContainer } from './execInContainer.js';
 
@@ -20,19 +22,41 @@ const PING_TIMEOUT_MS = 2000;
 const PIDS_LIMIT = 4096;
 
 export class DockerRuntime implements ContainerRuntime {
-  constructor(private readonly docker: Docker) {}
+  constructor(
+    private readonly docker: Docker,
+    private readonly logger: Logger,
+    /** A Docker call slower than this is logged as slow. */
+    private readonly slowCallMs: number,
+  ) {}
 
-  async ping(): Promise<void> {
-    const timeout = AbortSignal.timeout(PING_TIMEOUT_MS);
-    try {
-      // dockerode's typings omit the options its modem accepts.
-      await this.docker.ping({ abortSignal: timeout } as never);
-    } catch (error) {
-      throw new UnavailableError(DOCKER, `${DOCKER} is not reachable`, { cause: error });
-    }
+  /** Every call to the engine goes through here, to be logged once. */
+  #call<T>(
+    operation: string,
+    container: string | undefined,
+    run: () => Promise<T>,
+    timed = true,
+  ): Promise<T> {
+    const slowMs = timed ? this.slowCallMs : undefined;
+    return loggedCall(this.logger, 'docker', { operation, target: { container }, slowMs }, run);
   }
 
-  async create(spec: ContainerSpec): Promise<string> {
+  ping(): Promise<void> {
+    return this.#call('ping', undefined, async () => {
+      const timeout = AbortSignal.timeout(PING_TIMEOUT_MS);
+      try {
+        // dockerode's typings omit the options its modem accepts.
+        await this.docker.ping({ abortSignal: timeout } as never);
+      } catch (error) {
+        throw new UnavailableError(DOCKER, `${DOCKER} is not reachable`, { cause: error });
+      }
+    });
+  }
+
+  create(spec: ContainerSpec): Promise<string> {
+    return this.#call('create', spec.name, () => this.#create(spec));
+  }
+
+  async #create(spec: ContainerSpec): Promise<string> {
     try {
       const container = await this.docker.createContainer({
         name: spec.name,
@@ -61,23 +85,37 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  async startAndWaitReady(containerId: string, timeoutMs: number): Promise<ReadyOutcome> {
+  async startAndWaitReady(
+    containerId: string,
+    timeoutMs: number,
+    onStarted: () => void,
+  ): Promise<ReadyOutcome> {
     const container = this.docker.getContainer(containerId);
     // Attached before start, so the ready line cannot be missed.
-    let output: Duplex;
-    try {
-      output = (await container.attach({ stream: true, stdout: true, stderr: true })) as Duplex;
-    } catch (error) {
-      throw toServiceError(error, `attach to container ${containerId}`);
-    }
+    const output = await this.#call('attach', containerId, async () => {
+      try {
+        return (await container.attach({ stream: true, stdout: true, stderr: true })) as Duplex;
+      } catch (error) {
+        throw toServiceError(error, `attach to container ${containerId}`);
+      }
+    });
     const stop = new AbortController();
     try {
-      await treatingAsDone([304], `start container ${containerId}`, () => container.start());
-      return await Promise.race([
-        readyLineSeen(output),
-        this.#markerOrExit(containerId, stop.signal),
-        timedOut(timeoutMs, stop.signal),
-      ]);
+      await this.#call('start', containerId, () =>
+        treatingAsDone([304], `start container ${containerId}`, () => container.start()),
+      );
+      onStarted();
+      return await this.#call(
+        'wait_ready',
+        containerId,
+        () =>
+          Promise.race([
+            readyLineSeen(output),
+            this.#markerOrExit(containerId, stop.signal),
+            timedOut(timeoutMs, stop.signal),
+          ]),
+        false,
+      );
     } finally {
       stop.abort();
       output.destroy();
@@ -89,7 +127,7 @@ export class DockerRuntime implements ContainerRuntime {
     while (!signal.aborted) {
       await delay(MARKER_POLL_MS, signal);
       if (signal.aborted) break;
-      const state = await container.inspect().then(
+      const state = await this.#call('inspect', containerId, () => container.inspect()).then(
         (info) => info.State,
         () => ({ Running: false, ExitCode: 'unknown (container gone)' }),
       );
@@ -108,31 +146,46 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   exec(containerId: string, request: ExecRequest): Promise<ExecResult> {
-    return execInContainer(this.docker, containerId, request);
-  }
-
-  async stop(containerId: string, timeoutSeconds: number): Promise<void> {
-    const container = this.docker.getContainer(containerId);
-    if (timeoutSeconds <= 0) {
-      // 409: not running, which is what a kill wants.
-      await treatingAsDone([404, 409], `kill container ${containerId}`, () => container.kill());
-      return;
-    }
-    await treatingAsDone([304, 404], `stop container ${containerId}`, () =>
-      container.stop({ t: timeoutSeconds }),
+    return this.#call(
+      'exec',
+      containerId,
+      () => execInContainer(this.docker, containerId, request),
+      false,
     );
   }
 
-  async remove(containerId: string): Promise<void> {
-    try {
-      await treatingAsDone([404], `remove container ${containerId}`, () =>
-        this.docker.getContainer(containerId).remove({ force: true, v: true }),
+  stop(containerId: string, timeoutSeconds: number): Promise<void> {
+    const container = this.docker.getContainer(containerId);
+    if (timeoutSeconds <= 0) {
+      // 409: not running, which is what a kill wants.
+      return this.#call('kill', containerId, () =>
+        treatingAsDone([404, 409], `kill container ${containerId}`, () => container.kill()),
       );
-    } catch (error) {
-      // 409: removal already in progress, which ends the same way.
-      if (error instanceof Error && /already in progress/i.test(error.message)) return;
-      throw error;
     }
+    // A graceful stop takes as long as the sandbox needs, up to its timeout.
+    return this.#call(
+      'stop',
+      containerId,
+      () =>
+        treatingAsDone([304, 404], `stop container ${containerId}`, () =>
+          container.stop({ t: timeoutSeconds }),
+        ),
+      false,
+    );
+  }
+
+  remove(containerId: string): Promise<void> {
+    return this.#call('remove', containerId, async () => {
+      try {
+        await treatingAsDone([404], `remove container ${containerId}`, () =>
+          this.docker.getContainer(containerId).remove({ force: true, v: true }),
+        );
+      } catch (error) {
+        // 409: removal already in progress, which ends the same way.
+        if (error instanceof Error && /already in progress/i.test(error.message)) return;
+        throw error;
+      }
+    });
   }
 }
 
