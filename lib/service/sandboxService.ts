@@ -174,9 +174,17 @@ export class SandboxService {
     return this.#endInBackground(sandbox, 'completed by agent');
   }
 
-  async reportError(sandboxId: string, message: string, details: unknown): Promise<Sandbox> {
+  async reportError(
+    sandboxId: string,
+    message: string,
+    details: Record<string, unknown>,
+  ): Promise<Sandbox> {
     const sandbox = await this.get(sandboxId);
-    this.#log(sandbox).warn('error reported by agent', { agent_error: message, details });
+    // The message is what an operator needs; the details are request body, so only their keys.
+    this.#log(sandbox).warn('error reported by agent', {
+      agent_error: message.slice(0, 1000),
+      details_keys: Object.keys(details ?? {}),
+    });
     return this.#endInBackground(sandbox, `agent reported an error: ${message}`);
   }
 
