@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { Sandbox, SandboxStatus } from './domain/sandbox.js';
 
 export interface StatusChange {
@@ -66,4 +67,35 @@ export interface ContainerRuntime {
   stop(containerId: string, timeoutSeconds: number): Promise<void>;
   /** Removes the container; already gone is success. */
   remove(containerId: string): Promise<void>;
+}
+
+export interface StoredObject {
+  key: string;
+  size: number;
+  etag?: string;
+}
+
+export interface FetchedObject {
+  body: Readable;
+  size: number;
+  metadata: Record<string, string>;
+}
+
+/** One bucket of objects, as the service needs it. S3 (or an S3-compatible server) is the one. */
+export interface ObjectStorage {
+  readonly bucket: string;
+  /** Resolves when the bucket exists and is ours to use; throws UnavailableError otherwise. */
+  checkBucket(): Promise<void>;
+  /** Every object under the prefix, page after page. */
+  list(prefix: string): AsyncIterable<StoredObject>;
+  get(key: string): Promise<FetchedObject>;
+  /** Streams the body; large bodies go up in parts. */
+  put(
+    key: string,
+    body: Readable | Buffer,
+    size: number,
+    metadata: Record<string, string>,
+  ): Promise<void>;
+  /** Deletes the keys (any number), returns how many it deleted. */
+  deleteMany(keys: readonly string[]): Promise<number>;
 }
