@@ -4,7 +4,9 @@ import { DockerRuntime } from './adapters/docker/dockerRuntime.js';
 import { loadConfig, type Settings } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { buildRoutes, type Routes } from './http/routes.js';
+import { HomeSync } from './service/homeSync.js';
 import { SandboxService } from './service/sandboxService.js';
+import { createS3Client, S3ObjectStorage } from './adapters/s3/s3ObjectStorage.js';
 
 /** Kept this many at most, besides the time limit, so a busy host's memory stays flat. */
 const MAX_STOPPED_SANDBOXES = 1000;
@@ -26,9 +28,11 @@ export function buildApp(env: NodeJS.ProcessEnv = process.env): App {
     stoppedRetentionMs: settings.STOPPED_RETENTION_SECONDS * 1000,
     maxStopped: MAX_STOPPED_SANDBOXES,
   });
+  const runtime = new DockerRuntime(docker, logger, settings.SLOW_CALL_MS);
+  const s3 = settings.S3_BUCKET ? createS3(settings, logger) : undefined;
   const service = new SandboxService(
     store,
-    new DockerRuntime(docker, logger, settings.SLOW_CALL_MS),
+    runtime,
     {
       image: settings.SANDBOX_IMAGE,
       network: settings.DOCKER_NETWORK,
@@ -42,6 +46,7 @@ export function buildApp(env: NodeJS.ProcessEnv = process.env): App {
       maxOutputBytes: settings.MAX_OUTPUT_BYTES,
     },
     logger,
+    s3 ? new HomeSync(s3.storage, runtime, logger) : null,
   );
   return {
     settings,
@@ -50,8 +55,21 @@ export function buildApp(env: NodeJS.ProcessEnv = process.env): App {
     service,
     close: async () => {
       await service.drain();
+      s3?.client.destroy();
     },
   };
+}
+
+/** The S3 client and storage of the configured bucket. */
+export function createS3(settings: Settings, logger: Logger) {
+  const s3Settings = {
+    bucket: settings.S3_BUCKET ?? '',
+    region: settings.S3_REGION,
+    endpoint: process.env.AWS_ENDPOINT_URL_S3 || undefined,
+    slowCallMs: settings.SLOW_CALL_MS,
+  };
+  const client = createS3Client(s3Settings);
+  return { client, storage: new S3ObjectStorage(client, s3Settings, logger) };
 }
 
 let app: App | undefined;

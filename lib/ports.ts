@@ -67,6 +67,10 @@ export interface ContainerRuntime {
   stop(containerId: string, timeoutSeconds: number): Promise<void>;
   /** Removes the container; already gone is success. */
   remove(containerId: string): Promise<void>;
+  /** A tar stream of a folder, read from a running or stopped container. */
+  readArchive(containerId: string, path: string): Promise<Readable>;
+  /** Extracts a tar stream into a folder of a created, running or stopped container. */
+  writeArchive(containerId: string, path: string, tar: Readable): Promise<void>;
 }
 
 export interface StoredObject {

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { buildSandboxImage, imageExists } from '../lib/adapters/docker/sandboxImage.js';
+import { createS3 } from '../lib/app.js';
 import { ConfigError, loadConfig } from '../lib/config.js';
 import { startEmbeddedS3, type EmbeddedS3 } from '../lib/embeddedS3.js';
 import { createLogger, type LogFormat, type Logger } from '../lib/logger.js';
@@ -39,12 +40,14 @@ async function main(): Promise<number> {
   let s3: EmbeddedS3 | undefined;
   if (!settings.S3_BUCKET && !process.env.AWS_ENDPOINT_URL_S3) {
     s3 = await startEmbeddedS3(resolve(settings.EMBEDDED_S3_DIR), settings.EMBEDDED_S3_PORT);
+    Object.assign(process.env, s3.env);
     logger.info('no S3 configured: started the embedded S3 server', {
       endpoint: s3.endpoint,
       bucket: s3.bucket,
       directory: settings.EMBEDDED_S3_DIR,
     });
   }
+  await checkBucket(logger);
 
   const server = spawn(
     process.execPath,
@@ -64,7 +67,6 @@ async function main(): Promise<number> {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env,
-        ...s3?.env,
         SLS_TELEMETRY_DISABLED: '1',
         SLS_NOTIFICATIONS_MODE: 'off',
         // serverless-offline's own lines (a banner, two per request) are plain text and cost a
@@ -87,6 +89,28 @@ async function main(): Promise<number> {
   );
   await s3?.close();
   return code;
+}
+
+/** A missing or forbidden bucket is said once, clearly, at startup: not a crash later. */
+async function checkBucket(logger: Logger): Promise<void> {
+  const settings = loadConfig();
+  if (!settings.S3_BUCKET) {
+    logger.warn("MATRX_S3_BUCKET is not set: users' home directories will not be kept");
+    return;
+  }
+  const { client, storage } = createS3(settings, logger);
+  try {
+    await storage.checkBucket();
+    logger.info('S3 bucket ready', { bucket: settings.S3_BUCKET });
+  } catch (error) {
+    logger.error(`S3 bucket ${settings.S3_BUCKET} is missing, forbidden or unreachable`, {
+      bucket: settings.S3_BUCKET,
+      endpoint: process.env.AWS_ENDPOINT_URL_S3,
+      error: (error as Error).cause ?? error,
+    });
+  } finally {
+    client.destroy();
+  }
 }
 
 async function prepareDocker(image: string, logger: Logger): Promise<void> {

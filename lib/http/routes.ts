@@ -121,6 +121,31 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
         422: invalid,
       },
     },
+    getStorage: {
+      functionName: 'getStorage',
+      method: 'get',
+      path: '/users/{user_id}/storage',
+      summary: "A user's stored files, per tier",
+      params: s.userIdPath,
+      responses: {
+        200: { description: 'Sizes and counts', schema: s.storageUsageResponse },
+        422: invalid,
+        503: { description: 'S3 unavailable', schema: s.errorResponse },
+      },
+    },
+    deleteStorage: {
+      functionName: 'deleteStorage',
+      method: 'delete',
+      path: '/users/{user_id}/storage',
+      summary: "Empty one tier of a user's stored files",
+      params: s.userIdPath,
+      query: s.tierQuery,
+      responses: {
+        200: { description: 'How many objects were deleted', schema: s.storageDeletedResponse },
+        422: invalid,
+        503: { description: 'S3 unavailable', schema: s.errorResponse },
+      },
+    },
   } satisfies Record<string, RouteSpec>;
 }
 

@@ -119,3 +119,21 @@ export const validationErrorResponse = z.object({
     }),
   ),
 });
+
+export const userIdPath = z.object({ user_id: userId });
+
+export const tierQuery = z.object({ tier: z.enum(['hot', 'cold']) });
+
+const tierUsage = z.object({ total_size_bytes: z.number().int(), total_objects: z.number().int() });
+
+export const storageUsageResponse = z.object({
+  user_id: z.string(),
+  hot: tierUsage,
+  cold: tierUsage,
+});
+
+export const storageDeletedResponse = z.object({
+  user_id: z.string(),
+  tier: z.enum(['hot', 'cold']),
+  deleted_objects: z.number().int(),
+});

@@ -8,9 +8,10 @@ import {
   newSandbox,
   type Sandbox,
 } from '../domain/sandbox.js';
-import { ConflictError, NotFoundError, sandboxNotFound } from '../errors.js';
+import { ConflictError, NotFoundError, sandboxNotFound, UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ContainerRuntime, ExecResult, SandboxStore, StatusChange } from '../ports.js';
+import type { HomeSync, Snapshot, Tier } from './homeSync.js';
 
 export interface SandboxServiceSettings {
   image: string;
@@ -46,11 +47,16 @@ export class SandboxService {
   /** One shutdown at a time per sandbox; a second request joins the first. */
   readonly #ending = new Map<string, Promise<void>>();
 
+  /** What each live sandbox restored: its save may delete only those files. */
+  readonly #snapshots = new Map<string, Snapshot>();
+
   constructor(
     private readonly store: SandboxStore,
     private readonly runtime: ContainerRuntime,
     private readonly settings: SandboxServiceSettings,
     private readonly logger: Logger,
+    /** Users' homes in S3; null when no bucket is configured (nothing is kept). */
+    private readonly homes: HomeSync | null,
   ) {}
 
   async health(): Promise<Health> {
@@ -76,6 +82,11 @@ export class SandboxService {
     let containerId: string | null = null;
     try {
       containerId = await this.runtime.create(this.#containerSpec(sandbox));
+      if (this.homes) {
+        const snapshot = await this.homes.restore(userId, containerId);
+        this.#snapshots.set(sandbox.sandboxId, snapshot);
+        log.info('home restored', { files: snapshot.size });
+      }
       await this.#move(sandbox.sandboxId, { status: 'starting', containerId }, 'container created');
       const started = performance.now();
       const outcome = await this.runtime.startAndWaitReady(
@@ -221,6 +232,7 @@ export class SandboxService {
       try {
         const timeout = graceful ? this.settings.shutdownTimeoutSeconds + STOP_MARGIN_SECONDS : 0;
         await this.runtime.stop(sandbox.containerId, timeout);
+        await this.#saveHome(sandbox, sandbox.containerId);
         await this.runtime.remove(sandbox.containerId);
       } catch (error) {
         const lastError = (error as Error).message;
@@ -230,6 +242,30 @@ export class SandboxService {
     }
     await this.#move(sandbox.sandboxId, { status: 'stopped' }, reason);
     log.info('sandbox destroyed', { reason });
+  }
+
+  /** Saves the stopped container's home; the container stays until this succeeds. */
+  async #saveHome(sandbox: Sandbox, containerId: string): Promise<void> {
+    const snapshot = this.#snapshots.get(sandbox.sandboxId);
+    // No snapshot: the home was never restored, so the agent never ran and wrote nothing.
+    if (!this.homes || !snapshot) return;
+    await this.homes.save(sandbox.userId, containerId, snapshot);
+    this.#snapshots.delete(sandbox.sandboxId);
+  }
+
+  async storageUsage(userId: string) {
+    return this.#requireHomes().usage(userId);
+  }
+
+  async emptyStorage(userId: string, tier: Tier): Promise<number> {
+    const deleted = await this.#requireHomes().empty(userId, tier);
+    this.logger.warn('user storage emptied', { user_id: userId, tier, deleted_objects: deleted });
+    return deleted;
+  }
+
+  #requireHomes(): HomeSync {
+    if (!this.homes) throw new UnavailableError('S3', 'No S3 bucket is configured');
+    return this.homes;
   }
 
   /** Every status change goes through here, and is logged with its reason. */

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MemorySandboxStore } from '../../lib/adapters/memory/memorySandboxStore.js';
 import type {
@@ -61,6 +62,16 @@ export class FakeRuntime implements ContainerRuntime {
     this.running.delete(containerId);
   }
 
+  async readArchive(): Promise<Readable> {
+    this.#call('readArchive');
+    return Readable.from([]);
+  }
+
+  async writeArchive(_containerId: string, _path: string, tar: Readable): Promise<void> {
+    this.#call('writeArchive');
+    tar.resume();
+  }
+
   async remove(containerId: string): Promise<void> {
     this.#call('remove');
     this.running.delete(containerId);
@@ -85,6 +96,7 @@ export function serviceWith(runtime: FakeRuntime) {
       maxOutputBytes: 1024,
     },
     new Logger({ logLevel: 'CRITICAL' }),
+    null,
   );
   return { store, service };
 }

@@ -1,4 +1,4 @@
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { UnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
@@ -170,6 +170,32 @@ export class DockerRuntime implements ContainerRuntime {
         treatingAsDone([304, 404], `stop container ${containerId}`, () =>
           container.stop({ t: timeoutSeconds }),
         ),
+      false,
+    );
+  }
+
+  readArchive(containerId: string, path: string): Promise<Readable> {
+    return this.#call('get_archive', containerId, async () => {
+      try {
+        return (await this.docker.getContainer(containerId).getArchive({ path })) as Readable;
+      } catch (error) {
+        throw toServiceError(error, `read ${path} of container ${containerId}`);
+      }
+    });
+  }
+
+  writeArchive(containerId: string, path: string, tar: Readable): Promise<void> {
+    return this.#call(
+      'put_archive',
+      containerId,
+      async () => {
+        try {
+          const response = await this.docker.getContainer(containerId).putArchive(tar, { path });
+          (response as unknown as Readable).resume?.();
+        } catch (error) {
+          throw toServiceError(error, `write ${path} of container ${containerId}`);
+        }
+      },
       false,
     );
   }
