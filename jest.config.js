@@ -7,6 +7,8 @@ const common = {
 
 /** @type {import('jest').Config} */
 export default {
+  // Integration tests drive real containers and S3; a project cannot set its own timeout.
+  testTimeout: 120000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/tests/unit/**/*.test.ts'] },
     {
@@ -15,7 +17,6 @@ export default {
       testMatch: ['<rootDir>/tests/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/tests/integration/globalSetup.mjs',
       globalTeardown: '<rootDir>/tests/integration/globalTeardown.mjs',
-      testTimeout: 120000,
     },
   ],
 };

@@ -249,7 +249,13 @@ export class SandboxService {
     const snapshot = this.#snapshots.get(sandbox.sandboxId);
     // No snapshot: the home was never restored, so the agent never ran and wrote nothing.
     if (!this.homes || !snapshot) return;
-    await this.homes.save(sandbox.userId, containerId, snapshot);
+    try {
+      await this.homes.save(sandbox.userId, containerId, snapshot);
+    } catch (error) {
+      // The container was removed behind our back: its files went with it, nothing is left to save.
+      if (!(error instanceof NotFoundError)) throw error;
+      this.#log(sandbox).error('container gone before its home could be saved', { error });
+    }
     this.#snapshots.delete(sandbox.sandboxId);
   }
 

@@ -156,6 +156,7 @@ describe('service routes', () => {
         '/sandboxes/{sandbox_id}/error',
         '/sandboxes/{sandbox_id}/exec',
         '/sandboxes/{sandbox_id}/heartbeat',
+        '/users/{user_id}/storage',
       ].sort(),
     );
     const execSchema = doc.body.paths['/sandboxes/{sandbox_id}/exec']?.post?.requestBody?.content[

@@ -3,7 +3,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
-  ListObjectsV2Command,
+  ListObjectsCommand,
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
@@ -82,23 +82,25 @@ export class S3ObjectStorage implements ObjectStorage {
     );
   }
 
+  /**
+   * ListObjects (v1) with markers rather than v2: every S3-compatible server pages it the same
+   * way, and s3rver's v2 continuation tokens need a cipher that OpenSSL 3 no longer offers.
+   */
   async *list(prefix: string): AsyncIterable<StoredObject> {
-    let token: string | undefined;
-    do {
+    let marker: string | undefined;
+    for (;;) {
       const page = await this.#call('list_objects', prefix, () =>
         this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: prefix,
-            ContinuationToken: token,
-          }),
+          new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, Marker: marker }),
         ),
       );
-      for (const object of page.Contents ?? []) {
+      const contents = page.Contents ?? [];
+      for (const object of contents) {
         if (object.Key) yield { key: object.Key, size: object.Size ?? 0, etag: object.ETag };
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+      if (!page.IsTruncated || contents.length === 0) return;
+      marker = page.NextMarker ?? contents[contents.length - 1]?.Key;
+    }
   }
 
   async get(key: string): Promise<FetchedObject> {
@@ -119,7 +121,7 @@ export class S3ObjectStorage implements ObjectStorage {
     metadata: Record<string, string>,
   ): Promise<void> {
     await this.#call(
-      'put_object',
+      size > PART_SIZE ? 'put_object_multipart' : 'put_object',
       key,
       () =>
         new Upload({
