@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { PassThrough, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { READY_LINE } from '../lib/adapters/docker/dockerRuntime.js';
-import { startServer } from './serverProcess.js';
+import { startEmbeddedS3 } from '../lib/embeddedS3.js';
+import { benchHomes, type HomeTimings } from './benchHome.js';
+import { freePort, startServer } from './serverProcess.js';
 
 /**
  * `npm run bench`: create-to-ready and exec `echo hi` through the HTTP API, next to the same
@@ -14,6 +16,7 @@ import { startServer } from './serverProcess.js';
 const CREATES = Number(process.env.BENCH_CREATES ?? 20);
 const EXECS = Number(process.env.BENCH_EXECS ?? 200);
 const IMAGE = process.env.MATRX_SANDBOX_IMAGE ?? 'matrx-sandbox:latest';
+const HOME_ROUNDS = Number(process.env.BENCH_HOME_ROUNDS ?? 3);
 const USER = `bench-${process.pid}`;
 
 const docker = new Docker();
@@ -111,19 +114,18 @@ function row(name: string, api: number[], raw: number[]) {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'matrx-bench-'));
+  // The bench's own S3 server, so the raw S3 figures use the very same one as the API.
+  const s3 = await startEmbeddedS3(join(dir, 's3'), await freePort());
   const server = await startServer({
     logFile: join(dir, 'server.log'),
-    env: {
-      MATRX_DOCKER_NETWORK: 'none',
-      MATRX_EMBEDDED_S3_DIR: join(dir, 's3'),
-      MATRX_LOG_LEVEL: 'WARNING',
-    },
+    env: { ...s3.env, MATRX_DOCKER_NETWORK: 'none', MATRX_LOG_LEVEL: 'WARNING' },
   });
   const base = server.baseUrl;
   const apiCreate: number[] = [];
   const rawCreate: number[] = [];
   const apiExec: number[] = [];
   const rawExecs: number[] = [];
+  let homes: HomeTimings | undefined;
   try {
     // Warm both paths once: first calls load handlers and page the image in.
     const warm = await call(base, 'POST', '/sandboxes', { user_id: USER });
@@ -168,24 +170,43 @@ async function main(): Promise<void> {
       }
     }
     await call(base, 'DELETE', `/sandboxes/${sandboxId}?graceful=false`);
+    homes = await benchHomes(
+      (method, path, json) => call(base, method, path, json),
+      s3,
+      USER,
+      HOME_ROUNDS,
+    );
   } finally {
     agent.destroy();
     await server.stop();
-    const left = await docker.listContainers({
-      all: true,
-      filters: { label: [`matrx.user_id=${USER}`] },
-    });
+    await s3.close();
+    const left = (
+      await docker.listContainers({ all: true, filters: { label: ['matrx.user_id'] } })
+    ).filter((c) => (c.Labels['matrx.user_id'] ?? '').startsWith(USER));
     await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
   }
 
-  console.log(`\nmatrx bench: ${CREATES} creates, ${EXECS} execs, image ${IMAGE}, network none`);
+  console.log(
+    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs, ${HOME_ROUNDS} home rounds, image ${IMAGE}, network none`,
+  );
   row('create-to-ready', apiCreate, rawCreate);
   row('exec echo hi', apiExec, rawExecs);
+  if (homes) {
+    row('home save 50 MB', homes.save, homes.rawUpload);
+    row('home restore 50 MB', homes.restore, homes.rawDownload);
+  }
   const createRatio = stats(apiCreate).median / stats(rawCreate).median;
   const execDiff = stats(apiExec).median - stats(rawExecs).median;
   console.log(
     `targets: create <= 1.25x raw: ${createRatio <= 1.25 ? 'met' : 'MISSED'}; exec <= raw + 5 ms: ${execDiff <= 5 ? 'met' : 'MISSED'}`,
   );
+  if (homes) {
+    const saveRatio = stats(homes.save).median / stats(homes.rawUpload).median;
+    const restoreRatio = stats(homes.restore).median / stats(homes.rawDownload).median;
+    console.log(
+      `targets: save <= 1.5x raw upload: ${saveRatio <= 1.5 ? 'met' : 'MISSED'}; restore <= 1.5x raw download: ${restoreRatio <= 1.5 ? 'met' : 'MISSED'}`,
+    );
+  }
 }
 
 main().catch((error: unknown) => {
