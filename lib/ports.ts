@@ -69,6 +69,8 @@ export interface ContainerRuntime {
   remove(containerId: string): Promise<void>;
   /** A tar stream of a folder, read from a running or stopped container. */
   readArchive(containerId: string, path: string): Promise<Readable>;
+  /** Paths under a folder that the container added or changed against its image, relative. */
+  changedPaths(containerId: string, under: string): Promise<Set<string>>;
   /** Extracts a tar stream into a folder of a created, running or stopped container. */
   writeArchive(containerId: string, path: string, tar: Readable): Promise<void>;
 }

@@ -158,6 +158,8 @@ export class HomeSync {
    */
   async save(userId: string, containerId: string, snapshot: Snapshot): Promise<SaveSummary> {
     const prefix = userPrefix(userId, 'hot');
+    // Files the image brought and the agent left alone (its dotfiles) are the image's, not the user's.
+    const changed = await this.runtime.changedPaths(containerId, HOT_PATH);
     const archive = await this.runtime.readArchive(containerId, HOT_PATH);
     const seen = new Set<string>();
     const uploads = boundedQueue(PARALLEL_TRANSFERS);
@@ -169,7 +171,8 @@ export class HomeSync {
           ? header.name.slice(ARCHIVE_ROOT.length).replace(/\/$/, '')
           : '';
         const kind = header.type;
-        if (!path || isSkipped(path) || (kind !== 'file' && kind !== 'symlink')) {
+        const ours = changed.has(path) || snapshot.has(path);
+        if (!path || !ours || isSkipped(path) || (kind !== 'file' && kind !== 'symlink')) {
           stream.resume();
           return next();
         }

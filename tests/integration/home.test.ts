@@ -80,8 +80,7 @@ async function keys(user: string): Promise<string[]> {
     );
     token = page.NextContinuationToken;
   } while (token);
-  // The image's own dotfiles are part of the home too; these tests look at what they wrote.
-  return found.filter((key) => key !== '.keep' && !/^\.(bash|profile)/.test(key)).sort();
+  return found.filter((key) => key !== '.keep').sort();
 }
 
 /** Every file and link under the home: path, owner, mode, and the content's hash. */
@@ -104,6 +103,7 @@ describe('home directories in S3', () => {
         'printf "#!/bin/sh\\necho ran\\n" > tool.sh && chmod 750 tool.sh',
         'ln -s deep/er/est/f1.txt shortcut',
         'echo junk > scratch.tmp && mkdir -p __pycache__ && echo x > __pycache__/m.pyc',
+        'echo "alias ll=\'ls -l\'" >> .bashrc',
       ].join(' && '),
     );
     const before = await run(first, MANIFEST);
@@ -116,6 +116,9 @@ describe('home directories in S3', () => {
     expect(stored).toContain('shortcut');
     expect(stored.filter((k) => k.startsWith('deep/er/est/'))).toHaveLength(500);
     expect(stored.some((k) => k.endsWith('.tmp') || k.includes('__pycache__'))).toBe(false);
+    // The image's own dotfiles stay the image's, unless the agent changed one.
+    expect(stored).toContain('.bashrc');
+    expect(stored).not.toContain('.profile');
 
     const second = await create(user);
     const after = await run(
@@ -139,6 +142,14 @@ describe('home directories in S3', () => {
     expect(left).not.toContain('deep/er/est/f7.txt');
     expect(left).not.toContain('dir with space/naïve résumé ✓.txt');
     expect(left).toContain('deep/er/est/f8.txt');
+
+    // Session 2 changed nothing it kept: nothing went up again, two files went away.
+    const saves = readFileSync(serverLog, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((e) => e.message === 'home saved' && e.user_id === user);
+    expect(saves.at(-1)).toMatchObject({ uploaded: 0, deleted: 2 });
   });
 
   it('the big file went up in parts', () => {

@@ -67,6 +67,10 @@ export class FakeRuntime implements ContainerRuntime {
     return Readable.from([]);
   }
 
+  async changedPaths(): Promise<Set<string>> {
+    return new Set();
+  }
+
   async writeArchive(_containerId: string, _path: string, tar: Readable): Promise<void> {
     this.#call('writeArchive');
     tar.resume();

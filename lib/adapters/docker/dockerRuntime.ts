@@ -184,6 +184,24 @@ export class DockerRuntime implements ContainerRuntime {
     });
   }
 
+  changedPaths(containerId: string, under: string): Promise<Set<string>> {
+    return this.#call('changes', containerId, async () => {
+      let changes: { Path: string; Kind: number }[] | null;
+      try {
+        changes = (await this.docker.getContainer(containerId).changes()) as typeof changes;
+      } catch (error) {
+        throw toServiceError(error, `changes of container ${containerId}`);
+      }
+      const prefix = `${under.replace(/\/$/, '')}/`;
+      // Kind 0 is modified, 1 added, 2 deleted.
+      return new Set(
+        (changes ?? [])
+          .filter((change) => change.Kind !== 2 && change.Path.startsWith(prefix))
+          .map((change) => change.Path.slice(prefix.length)),
+      );
+    });
+  }
+
   writeArchive(containerId: string, path: string, tar: Readable): Promise<void> {
     return this.#call(
       'put_archive',
