@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 
 export const EMBEDDED_BUCKET = 'matrx-dev';
@@ -11,6 +12,18 @@ export interface EmbeddedS3 {
   /** The variables that point the SDK (in this and child processes) at it. */
   env: Record<string, string>;
   close(): Promise<void>;
+}
+
+/** A client of the embedded server, for tests and the benchmark that talk to it directly. */
+export function embeddedS3Client(s3: EmbeddedS3): S3Client {
+  return new S3Client({
+    region: 'us-east-1',
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: EMBEDDED_CREDENTIALS, secretAccessKey: EMBEDDED_CREDENTIALS },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
 }
 
 /** A development S3 on loopback, for when no S3 is configured. Data stays in `directory`. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { EMBEDDED_BUCKET, type EmbeddedS3 } from '../lib/embeddedS3.js';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { EMBEDDED_BUCKET, embeddedS3Client, type EmbeddedS3 } from '../lib/embeddedS3.js';
 
 type Call = (method: string, path: string, json?: unknown) => Promise<Record<string, unknown>>;
 
@@ -37,14 +37,7 @@ async function inParallel(count: number, task: (index: number) => Promise<void>)
  * own start and stop are left out.
  */
 export async function benchHomes(call: Call, s3: EmbeddedS3, user: string, rounds: number) {
-  const client = new S3Client({
-    region: 'us-east-1',
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const client = embeddedS3Client(s3);
   const timings: HomeTimings = { save: [], restore: [], rawUpload: [], rawDownload: [] };
   const create = async (userId: string) =>
     String((await call('POST', '/sandboxes', { user_id: userId })).sandbox_id);

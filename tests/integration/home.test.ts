@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { freePort, startServer, type RunningServer } from '../../scripts/serverProcess.js';
-import { EMBEDDED_BUCKET, startEmbeddedS3, type EmbeddedS3 } from '../../lib/embeddedS3.js';
+import {
+  EMBEDDED_BUCKET,
+  embeddedS3Client,
+  startEmbeddedS3,
+  type EmbeddedS3,
+} from '../../lib/embeddedS3.js';
 import { api, testUser } from '../support/api.js';
 import { docker, sandboxContainers } from '../support/docker.js';
 import type { ExecReply, WireSandbox } from '../support/sandboxes.js';
@@ -22,14 +27,7 @@ beforeAll(async () => {
   s3Dir = join(dir, 's3');
   s3Port = await freePort();
   s3 = await startEmbeddedS3(s3Dir, s3Port);
-  client = new S3Client({
-    region: 'us-east-1',
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  client = embeddedS3Client(s3);
   serverLog = join(dir, 'server.log');
   server = await startServer({
     logFile: serverLog,
