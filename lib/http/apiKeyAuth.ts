@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { ForbiddenError, UnauthorizedError } from '../errors.js';
+import { headerValue } from './headers.js';
 
 export interface ApiKeySettings {
   /** Accepted keys; empty means the API is open. */
@@ -12,22 +13,13 @@ export interface ApiKeySettings {
 
 const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 
-/** Header lookup as HTTP means it: names are case-insensitive. */
-function header(event: Pick<APIGatewayProxyEvent, 'headers'>, name: string): string | undefined {
-  const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(event.headers ?? {})) {
-    if (key.toLowerCase() === wanted && value !== undefined) return value;
-  }
-  return undefined;
-}
-
 function presentedKey(
   event: Pick<APIGatewayProxyEvent, 'headers'>,
   headerName: string,
 ): string | undefined {
-  const direct = header(event, headerName)?.trim();
+  const direct = headerValue(event, headerName)?.trim();
   if (direct) return direct;
-  const bearer = /^Bearer\s+(.+)$/i.exec(header(event, 'authorization')?.trim() ?? '');
+  const bearer = /^Bearer\s+(.+)$/i.exec(headerValue(event, 'authorization')?.trim() ?? '');
   return bearer?.[1]?.trim() || undefined;
 }
 

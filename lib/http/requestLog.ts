@@ -2,17 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { requestContext, type Logger } from '../logger.js';
+import { headerValue } from './headers.js';
 import type { HttpResponse } from './responses.js';
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const REQUEST_ID_HEADER = 'x-request-id';
-
-function headerValue(event: APIGatewayProxyEvent, name: string): string | undefined {
-  for (const [key, value] of Object.entries(event.headers ?? {})) {
-    if (key.toLowerCase() === name) return value ?? undefined;
-  }
-  return undefined;
-}
 
 /** The caller's X-Request-Id when it is a sane one, else a new id. */
 export function requestIdOf(event: APIGatewayProxyEvent): string {

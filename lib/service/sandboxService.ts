@@ -65,12 +65,13 @@ export class SandboxService {
       () => ({ reachable: true }),
       (error: unknown) => ({ reachable: false, error: (error as Error).message }),
     );
+    const latencyMs = Math.round(performance.now() - started);
     const sandboxes = await this.store.list();
     return {
       status: docker.reachable ? 'healthy' : 'degraded',
       active_sandboxes: sandboxes.filter((s) => ACTIVE_STATUSES.includes(s.status)).length,
       uptime_seconds: Math.floor((Date.now() - this.#startedAt) / 1000),
-      docker: { ...docker, latency_ms: Math.round(performance.now() - started) },
+      docker: { ...docker, latency_ms: latencyMs },
     };
   }
 
