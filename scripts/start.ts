@@ -3,10 +3,9 @@ import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { join, resolve } from 'node:path';
-import Docker from 'dockerode';
-import { buildSandboxImage, imageExists } from '../lib/adapters/docker/sandboxImage.js';
+import { ensureSandboxImage } from '../lib/adapters/docker/sandboxImage.js';
 import { createS3 } from '../lib/app.js';
-import { ConfigError, loadConfig } from '../lib/config.js';
+import { ConfigError, loadConfig, type Settings } from '../lib/config.js';
 import { startEmbeddedS3, type EmbeddedS3 } from '../lib/embeddedS3.js';
 import { createLogger, type LogFormat, type Logger } from '../lib/logger.js';
 import { PROJECT_ROOT } from '../lib/projectRoot.js';
@@ -22,7 +21,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 async function main(): Promise<number> {
   // Settings from .env, if there is one; variables already set in the environment win.
   if (existsSync(join(PROJECT_ROOT, '.env'))) process.loadEnvFile(join(PROJECT_ROOT, '.env'));
-  let settings;
+  let settings: Settings;
   try {
     settings = loadConfig();
   } catch (error) {
@@ -38,19 +37,20 @@ async function main(): Promise<number> {
       'MATRX_API_KEY is empty: the API is unauthenticated, open to anyone who reaches it',
     );
   }
-  await prepareDocker(settings.SANDBOX_IMAGE, logger);
+  await ensureSandboxImage(settings.SANDBOX_IMAGE, logger);
 
   let s3: EmbeddedS3 | undefined;
   if (!settings.S3_BUCKET && !process.env.AWS_ENDPOINT_URL_S3) {
     s3 = await startEmbeddedS3(resolve(settings.EMBEDDED_S3_DIR), settings.EMBEDDED_S3_PORT);
     Object.assign(process.env, s3.env);
+    settings = { ...settings, S3_BUCKET: s3.bucket };
     logger.info('no S3 configured: started the embedded S3 server', {
       endpoint: s3.endpoint,
       bucket: s3.bucket,
       directory: settings.EMBEDDED_S3_DIR,
     });
   }
-  await checkBucket(logger);
+  await checkBucket(settings, logger);
 
   const server = spawn(
     process.execPath,
@@ -94,8 +94,7 @@ async function main(): Promise<number> {
 }
 
 /** A missing or forbidden bucket is said once, clearly, at startup: not a crash later. */
-async function checkBucket(logger: Logger): Promise<void> {
-  const settings = loadConfig();
+async function checkBucket(settings: Settings, logger: Logger): Promise<void> {
   if (!settings.S3_BUCKET) {
     logger.warn("MATRX_S3_BUCKET is not set: users' home directories will not be kept");
     return;
@@ -113,22 +112,6 @@ async function checkBucket(logger: Logger): Promise<void> {
   } finally {
     client.destroy();
   }
-}
-
-async function prepareDocker(image: string, logger: Logger): Promise<void> {
-  const docker = new Docker();
-  try {
-    await docker.ping();
-  } catch (error) {
-    logger.warn(
-      'Docker engine unreachable: the API starts degraded and creating a sandbox answers 503',
-      { error: (error as Error).message },
-    );
-    return;
-  }
-  if (await imageExists(docker, image)) return;
-  logger.info('sandbox image missing: building it', { image });
-  await buildSandboxImage(image);
 }
 
 /**

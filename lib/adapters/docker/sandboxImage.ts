@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import type Docker from 'dockerode';
+import Docker from 'dockerode';
+import type { Logger } from '../../logger.js';
 import { PROJECT_ROOT } from '../../projectRoot.js';
 import { dockerStatus } from './dockerErrors.js';
 
 const BUILD_SCRIPT = join(PROJECT_ROOT, 'sandbox-image', 'build.sh');
 
-export async function imageExists(docker: Docker, image: string): Promise<boolean> {
+async function imageExists(docker: Docker, image: string): Promise<boolean> {
   try {
     await docker.getImage(image).inspect();
     return true;
@@ -17,7 +18,7 @@ export async function imageExists(docker: Docker, image: string): Promise<boolea
 }
 
 /** Builds the sandbox image with sandbox-image/build.sh, its output going to this process's. */
-export function buildSandboxImage(image: string): Promise<void> {
+function buildSandboxImage(image: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('bash', [BUILD_SCRIPT], {
       stdio: ['ignore', 'inherit', 'inherit'],
@@ -28,4 +29,24 @@ export function buildSandboxImage(image: string): Promise<void> {
       code === 0 ? resolve() : reject(new Error(`${BUILD_SCRIPT} exited with ${code}`)),
     );
   });
+}
+
+/**
+ * At startup: builds the sandbox image when the engine is there and the image is not. An
+ * unreachable engine is a warning, not a failure: the API starts degraded.
+ */
+export async function ensureSandboxImage(image: string, logger: Logger): Promise<void> {
+  const docker = new Docker();
+  try {
+    await docker.ping();
+  } catch (error) {
+    logger.warn(
+      'Docker engine unreachable: the API starts degraded and creating a sandbox answers 503',
+      { error: (error as Error).message },
+    );
+    return;
+  }
+  if (await imageExists(docker, image)) return;
+  logger.info('sandbox image missing: building it', { image });
+  await buildSandboxImage(image);
 }
