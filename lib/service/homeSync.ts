@@ -4,7 +4,7 @@ import tar from 'tar-stream';
 import { HOT_PATH } from '../domain/sandbox.js';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ContainerRuntime, ObjectStorage } from '../ports.js';
+import type { ContainerRuntime, FetchedObject, ObjectStorage } from '../ports.js';
 
 export type Tier = 'hot' | 'cold';
 export const TIERS: readonly Tier[] = ['hot', 'cold'];
@@ -97,7 +97,7 @@ export class HomeSync {
   /** Puts the user's saved home into the (created, not yet started) container. */
   async restore(userId: string, containerId: string): Promise<Snapshot> {
     const prefix = userPrefix(userId, 'hot');
-    const objects = [];
+    const objects: { key: string; path: string }[] = [];
     let hasKeep = false;
     for await (const object of this.storage.list(prefix)) {
       const path = object.key.slice(prefix.length);
@@ -115,16 +115,18 @@ export class HomeSync {
         pack.entry({ name: dir, type: 'directory', mode: 0o755, uid: AGENT_UID, gid: AGENT_UID });
       }
       // Fetches run ahead of the (sequential) tar, a few objects deep.
-      const fetches = objects.map((object) => ({ object, fetched: undefined as unknown }));
-      const fetchAt = (i: number) => {
-        const slot = fetches[i];
-        if (slot && slot.fetched === undefined) slot.fetched = this.storage.get(slot.object.key);
+      const ahead: Promise<FetchedObject>[] = [];
+      const fetchUpTo = (end: number) => {
+        for (let i = ahead.length; i < Math.min(end, objects.length); i += 1) {
+          const fetched = this.storage.get((objects[i] as { key: string }).key);
+          // Awaited in order below; if the restore stops first, a failure here is not a crash.
+          fetched.catch(() => undefined);
+          ahead.push(fetched);
+        }
       };
-      for (let i = 0; i < PARALLEL_TRANSFERS; i += 1) fetchAt(i);
-      for (let i = 0; i < fetches.length; i += 1) {
-        fetchAt(i + PARALLEL_TRANSFERS);
-        const { object, fetched } = fetches[i] as (typeof fetches)[number];
-        const file = await (fetched as ReturnType<ObjectStorage['get']>);
+      for (const [i, object] of objects.entries()) {
+        fetchUpTo(i + 1 + PARALLEL_TRANSFERS);
+        const file = await (ahead[i] as Promise<FetchedObject>);
         const state = stateOf(file.size, file.metadata);
         const header = {
           name: object.path,
