@@ -60,7 +60,12 @@ export class S3ObjectStorage implements ObjectStorage {
   }
 
   /** Every call to S3 goes through here: logged once, its errors translated once. */
-  #call<T>(operation: string, key: string | undefined, run: () => Promise<T>, bytes?: number) {
+  #call<T>(
+    operation: string,
+    key: string | undefined,
+    run: () => Promise<T>,
+    bytesOf?: (result: T) => number | undefined,
+  ) {
     return loggedCall(
       this.logger,
       's3',
@@ -72,7 +77,7 @@ export class S3ObjectStorage implements ObjectStorage {
           throw toServiceError(error, `${operation} ${key ?? this.bucket}`);
         }
       },
-      () => bytes,
+      bytesOf,
     );
   }
 
@@ -104,8 +109,11 @@ export class S3ObjectStorage implements ObjectStorage {
   }
 
   async get(key: string): Promise<FetchedObject> {
-    const response = await this.#call('get_object', key, () =>
-      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })),
+    const response = await this.#call(
+      'get_object',
+      key,
+      () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })),
+      (got) => got.ContentLength,
     );
     return {
       body: response.Body as Readable,
@@ -137,7 +145,7 @@ export class S3ObjectStorage implements ObjectStorage {
           queueSize: 4,
           leavePartsOnError: false,
         }).done(),
-      size,
+      () => size,
     );
   }
 
