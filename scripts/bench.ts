@@ -6,7 +6,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { READY_LINE } from '../lib/adapters/docker/dockerRuntime.js';
 import { startEmbeddedS3 } from '../lib/embeddedS3.js';
-import { benchHomes, type HomeTimings } from './benchHome.js';
+import { benchHomes, timed, type HomeTimings } from './benchHome.js';
 import { freePort, startServer } from './serverProcess.js';
 
 /**
@@ -20,12 +20,6 @@ const HOME_ROUNDS = Number(process.env.BENCH_HOME_ROUNDS ?? 3);
 const USER = `bench-${process.pid}`;
 
 const docker = new Docker();
-
-async function timed(run: () => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  await run();
-  return performance.now() - started;
-}
 
 /** node:http with kept-alive connections: the lightest HTTP client Node has. */
 const agent = new Agent({ keepAlive: true });

@@ -15,7 +15,7 @@ export interface HomeTimings {
   rawDownload: number[];
 }
 
-async function timed(run: () => Promise<unknown>): Promise<number> {
+export async function timed(run: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await run();
   return performance.now() - started;
