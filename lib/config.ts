@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
 
 const LOG_LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'] as const;
@@ -59,8 +60,24 @@ const settingsSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
     .default('X-API-Key'),
-  SANDBOX_STORE: z.enum(['memory']).default('memory'),
-  DATABASE_URL: z.string().optional(),
+  SANDBOX_STORE: z.enum(['memory', 'postgres']).default('memory'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL')
+    .optional(),
+  DATABASE_POOL_SIZE: int(1, 100).default(10),
+  DATABASE_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5000),
+  /** The host this process runs sandboxes on; several hosts can share one database. */
+  HOST_ID: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]{1,255}$/, 'must be letters, digits, dots, dashes or underscores')
+    .default(hostname()),
+  RECONCILE_INTERVAL_SECONDS: int(1, 24 * 3600).default(30),
+  /** Sandboxes younger than this are left to the request that is creating them. */
+  RECONCILE_GRACE_SECONDS: int(0, 3600).default(30),
+  /** A create or shutdown with no progress for this long was interrupted; the reconciler ends it. */
+  RECONCILE_STUCK_SECONDS: int(0, 24 * 3600).default(900),
+  RECONCILE_CONCURRENCY: int(1, 64).default(4),
   LAMBDA_PORT: int(0, 65535).default(3002),
   EMBEDDED_S3_PORT: int(0, 65535).default(4569),
   EMBEDDED_S3_DIR: z.string().min(1).default('.data/s3'),
@@ -88,7 +105,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Settings {
     const value = env[`MATRX_${key}`]?.trim();
     if (value) raw[key] = value;
   }
-  const parsed = settingsSchema.safeParse(raw);
+  const parsed = settingsSchema
+    .refine((settings) => settings.SANDBOX_STORE !== 'postgres' || settings.DATABASE_URL, {
+      message: 'is required when MATRX_SANDBOX_STORE is postgres',
+      path: ['DATABASE_URL'],
+    })
+    .safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? 'unknown');

@@ -7,18 +7,37 @@ export interface StatusChange {
   lastError?: string | null;
 }
 
-/** The registry of sandboxes. Implementations: memory (default), Postgres (later). */
+export interface SandboxFilter {
+  userId?: string;
+  hostId?: string;
+  statuses?: readonly SandboxStatus[];
+}
+
+export interface StatusUpdate {
+  sandbox: Sandbox;
+  previous: SandboxStatus;
+}
+
+/** The registry of sandboxes. Implementations: memory (default) and Postgres. */
 export interface SandboxStore {
   save(sandbox: Sandbox): Promise<void>;
   get(sandboxId: string): Promise<Sandbox | null>;
-  list(userId?: string): Promise<Sandbox[]>;
+  /** Oldest first. */
+  list(filter?: SandboxFilter): Promise<Sandbox[]>;
   delete(sandboxId: string): Promise<void>;
   /**
-   * Moves a sandbox to a new status if the lifecycle table allows it; returns the updated sandbox,
-   * or null when it does not exist. A forbidden move is a ConflictError.
+   * Moves a sandbox to a new status if the lifecycle table allows it, in one atomic step; returns
+   * the updated sandbox and the status it left, or null when it does not exist. A forbidden move is
+   * a ConflictError.
    */
-  updateStatus(sandboxId: string, change: StatusChange): Promise<Sandbox | null>;
+  updateStatus(sandboxId: string, change: StatusChange): Promise<StatusUpdate | null>;
   touchHeartbeat(sandboxId: string, at: Date): Promise<Sandbox | null>;
+  /**
+   * Runs `work` unless another process holds the same lock (then resolves false without running
+   * it): one reconcile pass at a time per host.
+   */
+  withExclusiveLock(name: string, work: () => Promise<void>): Promise<boolean>;
+  close(): Promise<void>;
 }
 
 export interface ContainerSpec {
@@ -49,9 +68,21 @@ export interface ExecResult {
   timedOut: boolean;
 }
 
+/** A sandbox container as the engine reports it, from its labels and state. */
+export interface ObservedContainer {
+  containerId: string;
+  sandboxId: string;
+  userId: string;
+  hostId: string | null;
+  createdAt: Date | null;
+  running: boolean;
+}
+
 /** The container engine, as the service needs it. Docker is the one implementation. */
 export interface ContainerRuntime {
   ping(): Promise<void>;
+  /** Every container carrying our labels, running or not, in one call to the engine. */
+  listSandboxContainers(): Promise<ObservedContainer[]>;
   create(spec: ContainerSpec): Promise<string>;
   /**
    * Starts the container (calling onStarted once it runs) and resolves once the sandbox is

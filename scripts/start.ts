@@ -1,36 +1,26 @@
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { join, resolve } from 'node:path';
 import { ensureSandboxImage } from '../lib/adapters/docker/sandboxImage.js';
+import { assertSchemaCurrent } from '../lib/adapters/postgres/migrations.js';
+import { createPool } from '../lib/adapters/postgres/postgresSandboxStore.js';
 import { createS3 } from '../lib/app.js';
-import { ConfigError, loadConfig, type Settings } from '../lib/config.js';
+import type { Settings } from '../lib/config.js';
 import { startEmbeddedS3, type EmbeddedS3 } from '../lib/embeddedS3.js';
 import { createLogger, type LogFormat, type Logger } from '../lib/logger.js';
 import { PROJECT_ROOT } from '../lib/projectRoot.js';
+import { loadSettingsOrExit, runMain } from '../lib/startup.js';
 
 /**
  * `npm start`: checks the settings and the Docker engine, builds the sandbox image when it is
  * missing, starts an embedded S3 when none is configured, then serves the API with
- * serverless-offline, all handlers in one process so they share one registry.
+ * serverless-offline, all handlers in one process so they share one registry. With the Postgres
+ * registry it checks the schema and runs the reconciler beside the API; with the memory registry
+ * the API runs the reconcile passes itself.
  */
-// Node 20 is supported here; the SDK's notice would be the one line of output not in our format.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 async function main(): Promise<number> {
-  // Settings from .env, if there is one; variables already set in the environment win.
-  if (existsSync(join(PROJECT_ROOT, '.env'))) process.loadEnvFile(join(PROJECT_ROOT, '.env'));
-  let settings: Settings;
-  try {
-    settings = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  let settings = loadSettingsOrExit();
   const logger = createLogger(settings.LOG_LEVEL, settings.LOG_FORMAT);
   if (settings.API_KEY.length === 0) {
     logger.warn(
@@ -51,6 +41,10 @@ async function main(): Promise<number> {
     });
   }
   await checkBucket(settings, logger);
+  if (settings.SANDBOX_STORE === 'postgres' && !(await schemaIsCurrent(settings, logger))) {
+    await s3?.close();
+    return 1;
+  }
 
   const server = spawn(
     process.execPath,
@@ -82,15 +76,59 @@ async function main(): Promise<number> {
   // At INFO the framework prints only its warnings there; at DEBUG its notices too.
   const stderrLevel = settings.LOG_LEVEL === 'DEBUG' ? 'info' : 'warn';
   relayOutput(server.stderr, logger, settings.LOG_FORMAT, stderrLevel);
-  void announceWhenListening(settings.HOST, settings.PORT, logger);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => server.kill(signal));
+  const children: ChildProcess[] = [server];
+  if (settings.SANDBOX_STORE === 'postgres') {
+    const reconciler = spawn(process.execPath, [join(PROJECT_ROOT, 'dist/reconciler/main.js')], {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    children.push(reconciler);
   }
-  const code = await new Promise<number>((done) =>
-    server.once('exit', (exitCode, signal) => done(exitCode ?? (signal ? 0 : 1))),
-  );
+  // The memory registry's first request adopts live sandboxes and starts the passes: make it now.
+  void announceWhenListening(settings.HOST, settings.PORT, logger);
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      stopping = true;
+      for (const child of children) child.kill(signal);
+    });
+  }
+  // Either one ending ends both: half of the service is not left running.
+  const code = await Promise.race(children.map(exitCodeOf));
+  if (!stopping) for (const child of children) child.kill('SIGTERM');
+  await Promise.all(children.map(exitCodeOf));
   await s3?.close();
   return code;
+}
+
+function exitCodeOf(child: ChildProcess): Promise<number> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve(child.exitCode ?? 0);
+  }
+  return new Promise((done) =>
+    child.once('exit', (exitCode, signal) => done(exitCode ?? (signal ? 0 : 1))),
+  );
+}
+
+/** The launcher refuses an outdated schema, and says which command fixes it. */
+async function schemaIsCurrent(settings: Settings, logger: Logger): Promise<boolean> {
+  const pool = createPool(
+    {
+      url: settings.DATABASE_URL ?? '',
+      maxConnections: 1,
+      connectTimeoutMs: settings.DATABASE_CONNECT_TIMEOUT_MS,
+    },
+    logger,
+  );
+  try {
+    await assertSchemaCurrent(pool);
+    return true;
+  } catch (error) {
+    logger.error((error as Error).message, { error: (error as Error).cause ?? error });
+    return false;
+  } finally {
+    await pool.end();
+  }
 }
 
 /** A missing or forbidden bucket is said once, clearly, at startup: not a crash later. */
@@ -157,10 +195,4 @@ async function announceWhenListening(host: string, port: number, logger: Logger)
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`startup failed: ${(error as Error).stack ?? String(error)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main);

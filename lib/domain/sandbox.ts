@@ -36,6 +36,12 @@ export function canTransition(from: SandboxStatus, to: SandboxStatus): boolean {
 export const HOT_PATH = '/home/agent';
 export const COLD_PATH = '/data/cold';
 
+/** The labels every sandbox container carries, by which the reconciler finds them. */
+export const SANDBOX_ID_LABEL = 'matrx.sandbox_id';
+export const USER_ID_LABEL = 'matrx.user_id';
+export const CREATED_AT_LABEL = 'matrx.created_at';
+export const HOST_ID_LABEL = 'matrx.host_id';
+
 export const SANDBOX_ID_PATTERN = /^sbx-[0-9a-f]{12}$/;
 export const USER_ID_PATTERN = /^[a-zA-Z0-9._-]{1,255}$/;
 
@@ -53,11 +59,18 @@ export interface Sandbox {
   hotPath: string;
   coldPath: string;
   config: Record<string, unknown>;
+  /** The host whose Docker engine runs the container; only that host acts on it. */
+  hostId: string;
   lastHeartbeatAt: Date | null;
   lastError: string | null;
 }
 
-export function newSandbox(userId: string, config: Record<string, unknown>, now = new Date()) {
+export function newSandbox(
+  userId: string,
+  config: Record<string, unknown>,
+  hostId: string,
+  now = new Date(),
+) {
   const sandbox: Sandbox = {
     sandboxId: newSandboxId(),
     userId,
@@ -68,6 +81,7 @@ export function newSandbox(userId: string, config: Record<string, unknown>, now 
     hotPath: HOT_PATH,
     coldPath: COLD_PATH,
     config,
+    hostId,
     lastHeartbeatAt: null,
     lastError: null,
   };
@@ -85,6 +99,7 @@ export function toWire(sandbox: Sandbox) {
     updated_at: sandbox.updatedAt.toISOString(),
     hot_path: sandbox.hotPath,
     cold_path: sandbox.coldPath,
+    host_id: sandbox.hostId,
     last_heartbeat_at: sandbox.lastHeartbeatAt?.toISOString() ?? null,
     last_error: sandbox.lastError,
   };

@@ -54,6 +54,8 @@ export function routeHandler<N extends RouteName>(
     .use(jsonBodyWhenPresent())
     .handler(async (event) => {
       const app = getApp();
+      // Health answers whatever state the registry is in: saying so is its job.
+      if (name !== 'health') await app.ready();
       const route = app.routes[name];
       return handle(parseRequest(route, event), app);
     });

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { HOT_PATH } from '../domain/sandbox.js';
-import { UnavailableError } from '../errors.js';
+import { NotFoundError, UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ContainerRuntime, FetchedObject, ObjectStorage } from '../ports.js';
 
@@ -18,6 +18,13 @@ const PARALLEL_TRANSFERS = 16;
 
 /** What a sandbox restored, by path under the home: what its save may delete or skip. */
 export type Snapshot = Map<string, FileState>;
+
+/**
+ * The snapshot is kept in the container itself, readable by root only: it lives exactly as long as
+ * the files it describes, and survives a restart of the service.
+ */
+const MANIFEST_DIR = '/';
+const MANIFEST_NAME = '.matrx-restored.json';
 
 interface FileState {
   size: number;
@@ -94,8 +101,43 @@ export class HomeSync {
     private readonly logger: Logger,
   ) {}
 
-  /** Puts the user's saved home into the (created, not yet started) container. */
-  async restore(userId: string, containerId: string): Promise<Snapshot> {
+  /**
+   * Puts the user's saved home into the (created, not yet started) container, and last the
+   * manifest of what it restored: a container without one was never handed to the agent.
+   */
+  async restore(userId: string, containerId: string): Promise<number> {
+    const snapshot = await this.#restoreFiles(userId, containerId);
+    const manifest = Buffer.from(JSON.stringify(Object.fromEntries(snapshot)));
+    const pack = tar.pack();
+    pack.entry({ name: MANIFEST_NAME, mode: 0o600, uid: 0, gid: 0 }, manifest);
+    pack.finalize();
+    await this.runtime.writeArchive(containerId, MANIFEST_DIR, Readable.from(pack));
+    return snapshot.size;
+  }
+
+  /** The manifest restore left in the container, or null when it never finished. */
+  async #readManifest(containerId: string): Promise<Snapshot | null> {
+    let archive: Readable;
+    try {
+      archive = await this.runtime.readArchive(containerId, MANIFEST_DIR + MANIFEST_NAME);
+    } catch (error) {
+      if (error instanceof NotFoundError) return null;
+      throw error;
+    }
+    const extract = tar.extract();
+    archive.pipe(extract);
+    try {
+      for await (const entry of extract) {
+        const text = (await readAll(entry)).toString('utf8');
+        return new Map(Object.entries(JSON.parse(text) as Record<string, FileState>));
+      }
+      return null;
+    } finally {
+      archive.destroy();
+    }
+  }
+
+  async #restoreFiles(userId: string, containerId: string): Promise<Snapshot> {
     const prefix = userPrefix(userId, 'hot');
     const objects: { key: string; path: string }[] = [];
     let hasKeep = false;
@@ -157,11 +199,16 @@ export class HomeSync {
   /**
    * Makes S3 match the stopped container's home: new and changed files up, files this sandbox
    * restored and then deleted removed, only once the whole archive was read without error.
+   * Null when the container's home was never restored: the agent never ran, nothing is saved.
+   * A container that is gone is a NotFoundError: its files went with it.
    */
-  async save(userId: string, containerId: string, snapshot: Snapshot): Promise<SaveSummary> {
-    const prefix = userPrefix(userId, 'hot');
+  async save(userId: string, containerId: string): Promise<SaveSummary | null> {
     // Files the image brought and the agent left alone (its dotfiles) are the image's, not the user's.
+    // Asked first: a container that is gone fails here, before the manifest read could mistake it.
     const changed = await this.runtime.changedPaths(containerId, HOT_PATH);
+    const snapshot = await this.#readManifest(containerId);
+    if (!snapshot) return null;
+    const prefix = userPrefix(userId, 'hot');
     const archive = await this.runtime.readArchive(containerId, HOT_PATH);
     const seen = new Set<string>();
     const uploads = boundedQueue(PARALLEL_TRANSFERS);

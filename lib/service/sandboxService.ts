@@ -4,16 +4,28 @@ import {
   EXEC_STATUSES,
   TERMINAL_STATUSES,
   COLD_PATH,
+  CREATED_AT_LABEL,
+  HOST_ID_LABEL,
   HOT_PATH,
   newSandbox,
+  SANDBOX_ID_LABEL,
+  USER_ID_LABEL,
   type Sandbox,
+  type SandboxStatus,
 } from '../domain/sandbox.js';
 import { ConflictError, NotFoundError, sandboxNotFound, UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ContainerRuntime, ExecResult, SandboxStore, StatusChange } from '../ports.js';
-import type { HomeSync, Snapshot, Tier } from './homeSync.js';
+import type {
+  ContainerRuntime,
+  ExecResult,
+  ObservedContainer,
+  SandboxStore,
+  StatusChange,
+} from '../ports.js';
+import type { HomeSync, Tier } from './homeSync.js';
 
 export interface SandboxServiceSettings {
+  hostId: string;
   image: string;
   network: string;
   cpuLimit: number;
@@ -32,11 +44,40 @@ export interface ExecCommand {
   user: string;
 }
 
+interface DependencyHealth {
+  reachable: boolean;
+  latency_ms: number;
+  error?: string;
+}
+
 export interface Health {
   status: 'healthy' | 'degraded';
   active_sandboxes: number;
   uptime_seconds: number;
-  docker: { reachable: boolean; latency_ms: number; error?: string };
+  host_id: string;
+  docker: DependencyHealth;
+  registry: DependencyHealth;
+}
+
+export interface EndOptions {
+  graceful: boolean;
+  reason: string;
+  /** `stopped` unless the session ran out of time. */
+  finalStatus?: Extract<SandboxStatus, 'stopped' | 'expired'>;
+  /** Kept on the row when the end was not asked for (the reconciler's findings). */
+  lastError?: string;
+}
+
+/** Times a dependency check; a failure is reported, not thrown. */
+async function probe<T>(check: () => Promise<T>): Promise<DependencyHealth & { value?: T }> {
+  const started = performance.now();
+  try {
+    const value = await check();
+    return { reachable: true, latency_ms: Math.round(performance.now() - started), value };
+  } catch (error) {
+    const latency = Math.round(performance.now() - started);
+    return { reachable: false, latency_ms: latency, error: (error as Error).message };
+  }
 }
 
 /** Graceful stops get the sandbox's own shutdown window plus this margin before Docker kills. */
@@ -46,9 +87,6 @@ export class SandboxService {
   readonly #startedAt = Date.now();
   /** One shutdown at a time per sandbox; a second request joins the first. */
   readonly #ending = new Map<string, Promise<void>>();
-
-  /** What each live sandbox restored: its save may delete only those files. */
-  readonly #snapshots = new Map<string, Snapshot>();
 
   constructor(
     private readonly store: SandboxStore,
@@ -60,23 +98,25 @@ export class SandboxService {
   ) {}
 
   async health(): Promise<Health> {
-    const started = performance.now();
-    const docker = await this.runtime.ping().then(
-      () => ({ reachable: true }),
-      (error: unknown) => ({ reachable: false, error: (error as Error).message }),
-    );
-    const latencyMs = Math.round(performance.now() - started);
-    const sandboxes = await this.store.list();
+    const { hostId } = this.settings;
+    const [docker, registry] = await Promise.all([
+      probe(() => this.runtime.ping()),
+      probe(() => this.store.list({ hostId, statuses: ACTIVE_STATUSES })),
+    ]);
+    const { value: active, ...registryHealth } = registry;
+    const { value: _unused, ...dockerHealth } = docker;
     return {
-      status: docker.reachable ? 'healthy' : 'degraded',
-      active_sandboxes: sandboxes.filter((s) => ACTIVE_STATUSES.includes(s.status)).length,
+      status: docker.reachable && registry.reachable ? 'healthy' : 'degraded',
+      active_sandboxes: active?.length ?? 0,
       uptime_seconds: Math.floor((Date.now() - this.#startedAt) / 1000),
-      docker: { ...docker, latency_ms: latencyMs },
+      host_id: hostId,
+      docker: dockerHealth,
+      registry: registryHealth,
     };
   }
 
   async create(userId: string, config: Record<string, unknown>): Promise<Sandbox> {
-    const sandbox = newSandbox(userId, config);
+    const sandbox = newSandbox(userId, config, this.settings.hostId);
     const log = this.#log(sandbox);
     await this.store.save(sandbox);
     log.info('sandbox create requested');
@@ -84,9 +124,7 @@ export class SandboxService {
     try {
       containerId = await this.runtime.create(this.#containerSpec(sandbox));
       if (this.homes) {
-        const snapshot = await this.homes.restore(userId, containerId);
-        this.#snapshots.set(sandbox.sandboxId, snapshot);
-        log.info('home restored', { files: snapshot.size });
+        log.info('home restored', { files: await this.homes.restore(userId, containerId) });
       }
       await this.#move(sandbox.sandboxId, { status: 'starting', containerId }, 'container created');
       const started = performance.now();
@@ -118,7 +156,7 @@ export class SandboxService {
   }
 
   list(userId?: string): Promise<Sandbox[]> {
-    return this.store.list(userId);
+    return this.store.list({ userId });
   }
 
   async get(sandboxId: string): Promise<Sandbox> {
@@ -127,8 +165,19 @@ export class SandboxService {
     return sandbox;
   }
 
-  async exec(sandboxId: string, request: ExecCommand): Promise<ExecResult> {
+  /** A sandbox this host runs: another host's is read here, never acted on. */
+  async #getLocal(sandboxId: string): Promise<Sandbox> {
     const sandbox = await this.get(sandboxId);
+    if (sandbox.hostId !== this.settings.hostId) {
+      throw new ConflictError(
+        `Sandbox ${sandboxId} runs on host ${sandbox.hostId}; send this request to that host`,
+      );
+    }
+    return sandbox;
+  }
+
+  async exec(sandboxId: string, request: ExecCommand): Promise<ExecResult> {
+    const sandbox = await this.#getLocal(sandboxId);
     if (!EXEC_STATUSES.includes(sandbox.status) || !sandbox.containerId) {
       throw new ConflictError(`Sandbox ${sandboxId} is not running (status: ${sandbox.status})`);
     }
@@ -167,6 +216,7 @@ export class SandboxService {
   }
 
   async heartbeat(sandboxId: string): Promise<Sandbox> {
+    await this.#getLocal(sandboxId);
     const sandbox = await this.store.touchHeartbeat(sandboxId, new Date());
     if (!sandbox) throw sandboxNotFound(sandboxId);
     this.#log(sandbox).debug('heartbeat');
@@ -175,13 +225,13 @@ export class SandboxService {
 
   /** Ends the sandbox now: the answer comes once the container is gone. */
   async destroy(sandboxId: string, graceful: boolean): Promise<void> {
-    const sandbox = await this.get(sandboxId);
-    await this.#end(sandbox, graceful, 'deleted by request');
+    const sandbox = await this.#getLocal(sandboxId);
+    await this.end(sandbox, { graceful, reason: 'deleted by request' });
   }
 
   /** The agent says it is done: shutdown starts, the answer does not wait for it. */
   async complete(sandboxId: string, result: unknown): Promise<Sandbox> {
-    const sandbox = await this.get(sandboxId);
+    const sandbox = await this.#getLocal(sandboxId);
     this.#log(sandbox).info('sandbox completed by agent', { has_result: result !== undefined });
     return this.#endInBackground(sandbox, 'completed by agent');
   }
@@ -191,7 +241,7 @@ export class SandboxService {
     message: string,
     details: Record<string, unknown>,
   ): Promise<Sandbox> {
-    const sandbox = await this.get(sandboxId);
+    const sandbox = await this.#getLocal(sandboxId);
     // The message is what an operator needs; the details are request body, so only their keys.
     this.#log(sandbox).warn('error reported by agent', {
       agent_error: message.slice(0, 1000),
@@ -205,59 +255,87 @@ export class SandboxService {
     await Promise.allSettled([...this.#ending.values()]);
   }
 
+  /** Takes a running sandbox container with no registry row back into the registry. */
+  async adopt(container: ObservedContainer): Promise<Sandbox> {
+    const base = newSandbox(
+      container.userId,
+      {},
+      this.settings.hostId,
+      container.createdAt ?? undefined,
+    );
+    const sandbox: Sandbox = {
+      ...base,
+      sandboxId: container.sandboxId,
+      containerId: container.containerId,
+      status: 'running',
+    };
+    await this.store.save(sandbox);
+    this.#log(sandbox).warn('sandbox adopted from its container', {
+      container_id: container.containerId,
+      container_running: container.running,
+    });
+    return sandbox;
+  }
+
   async #endInBackground(sandbox: Sandbox, reason: string): Promise<Sandbox> {
     if (TERMINAL_STATUSES.includes(sandbox.status)) return sandbox;
     const shuttingDown = await this.#move(sandbox.sandboxId, { status: 'shutting_down' }, reason);
-    this.#end(sandbox, true, reason).catch((error: unknown) =>
+    this.end(sandbox, { graceful: true, reason }).catch((error: unknown) =>
       this.#log(sandbox).error('background shutdown failed', { error }),
     );
     return shuttingDown;
   }
 
-  #end(sandbox: Sandbox, graceful: boolean, reason: string): Promise<void> {
+  /**
+   * Ends a sandbox the one way: stop, save its home, remove its container, then `stopped` (or
+   * `expired`). Each step is idempotent, so an end that was interrupted can simply run again.
+   */
+  end(sandbox: Sandbox, options: EndOptions): Promise<void> {
     const inFlight = this.#ending.get(sandbox.sandboxId);
     if (inFlight) return inFlight;
-    const ending = this.#stopAndRemove(sandbox, graceful, reason).finally(() =>
+    const ending = this.#stopAndRemove(sandbox.sandboxId, options).finally(() =>
       this.#ending.delete(sandbox.sandboxId),
     );
     this.#ending.set(sandbox.sandboxId, ending);
     return ending;
   }
 
-  async #stopAndRemove(sandbox: Sandbox, graceful: boolean, reason: string): Promise<void> {
-    if (TERMINAL_STATUSES.includes(sandbox.status)) return;
+  async #stopAndRemove(sandboxId: string, options: EndOptions): Promise<void> {
+    // Read afresh: another request, or another process, may have ended it meanwhile.
+    const sandbox = await this.store.get(sandboxId);
+    if (!sandbox || TERMINAL_STATUSES.includes(sandbox.status)) return;
+    const { graceful, reason, lastError } = options;
     const log = this.#log(sandbox);
-    await this.#move(sandbox.sandboxId, { status: 'shutting_down' }, reason);
+    await this.#move(sandboxId, { status: 'shutting_down', lastError }, reason);
     log.info('sandbox shutting down', { reason, graceful });
-    if (sandbox.containerId) {
-      try {
-        const timeout = graceful ? this.settings.shutdownTimeoutSeconds + STOP_MARGIN_SECONDS : 0;
-        await this.runtime.stop(sandbox.containerId, timeout);
-        await this.#saveHome(sandbox, sandbox.containerId);
-        await this.runtime.remove(sandbox.containerId);
-      } catch (error) {
-        const lastError = (error as Error).message;
-        await this.#move(sandbox.sandboxId, { status: 'shutting_down', lastError }, lastError);
-        throw error;
-      }
+    // A create interrupted before the id was recorded left a container named after the sandbox.
+    const container = sandbox.containerId ?? sandbox.sandboxId;
+    try {
+      const timeout = graceful ? this.settings.shutdownTimeoutSeconds + STOP_MARGIN_SECONDS : 0;
+      await this.runtime.stop(container, timeout);
+      await this.#saveHome(sandbox, container);
+      await this.runtime.remove(container);
+    } catch (error) {
+      const failure = (error as Error).message;
+      await this.#move(sandboxId, { status: 'shutting_down', lastError: failure }, failure);
+      throw error;
     }
-    await this.#move(sandbox.sandboxId, { status: 'stopped' }, reason);
+    await this.#move(sandboxId, { status: options.finalStatus ?? 'stopped' }, reason);
     log.info('sandbox destroyed', { reason });
   }
 
   /** Saves the stopped container's home; the container stays until this succeeds. */
-  async #saveHome(sandbox: Sandbox, containerId: string): Promise<void> {
-    const snapshot = this.#snapshots.get(sandbox.sandboxId);
-    // No snapshot: the home was never restored, so the agent never ran and wrote nothing.
-    if (!this.homes || !snapshot) return;
+  async #saveHome(sandbox: Sandbox, container: string): Promise<void> {
+    if (!this.homes) return;
     try {
-      await this.homes.save(sandbox.userId, containerId, snapshot);
+      const saved = await this.homes.save(sandbox.userId, container);
+      // Never restored: the agent never ran and wrote nothing.
+      if (!saved) this.#log(sandbox).info('home not saved: it was never restored');
     } catch (error) {
       // The container was removed behind our back: its files went with it, nothing is left to save.
       if (!(error instanceof NotFoundError)) throw error;
       this.#log(sandbox).error('container gone before its home could be saved', { error });
     }
-    this.#snapshots.delete(sandbox.sandboxId);
   }
 
   async storageUsage(userId: string) {
@@ -277,17 +355,17 @@ export class SandboxService {
 
   /** Every status change goes through here, and is logged with its reason. */
   async #move(sandboxId: string, change: StatusChange, reason: string): Promise<Sandbox> {
-    const before = await this.store.get(sandboxId);
-    const after = await this.store.updateStatus(sandboxId, change);
-    if (!after) throw sandboxNotFound(sandboxId);
-    if (before?.status !== after.status) {
-      this.#log(after).info('sandbox status changed', {
-        from: before?.status,
-        to: after.status,
+    const update = await this.store.updateStatus(sandboxId, change);
+    if (!update) throw sandboxNotFound(sandboxId);
+    const { sandbox, previous } = update;
+    if (previous !== sandbox.status) {
+      this.#log(sandbox).info('sandbox status changed', {
+        from: previous,
+        to: sandbox.status,
         reason,
       });
     }
-    return after;
+    return sandbox;
   }
 
   #containerSpec(sandbox: Sandbox) {
@@ -296,9 +374,10 @@ export class SandboxService {
       name: sandbox.sandboxId,
       image: settings.image,
       labels: {
-        'matrx.sandbox_id': sandbox.sandboxId,
-        'matrx.user_id': sandbox.userId,
-        'matrx.created_at': sandbox.createdAt.toISOString(),
+        [SANDBOX_ID_LABEL]: sandbox.sandboxId,
+        [USER_ID_LABEL]: sandbox.userId,
+        [CREATED_AT_LABEL]: sandbox.createdAt.toISOString(),
+        [HOST_ID_LABEL]: sandbox.hostId,
       },
       env: {
         SANDBOX_ID: sandbox.sandboxId,

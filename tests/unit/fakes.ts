@@ -6,14 +6,20 @@ import type {
   ContainerSpec,
   ExecRequest,
   ExecResult,
+  ObservedContainer,
   ReadyOutcome,
 } from '../../lib/ports.js';
+import { Reconciler, type ReconcilerSettings } from '../../lib/service/reconciler.js';
 import { SandboxService } from '../../lib/service/sandboxService.js';
+
+export const HOST_ID = 'host-a';
 
 /** A container runtime in memory: records calls, and fails where a test tells it to. */
 export class FakeRuntime implements ContainerRuntime {
   readonly calls: string[] = [];
   readonly running = new Set<string>();
+  /** Every container that exists, by id: what listSandboxContainers reports. */
+  readonly containers = new Map<string, ObservedContainer>();
   readyOutcome: ReadyOutcome = { ready: true };
   failOn = new Map<string, Error>();
   #next = 0;
@@ -28,10 +34,27 @@ export class FakeRuntime implements ContainerRuntime {
     this.#call('ping');
   }
 
+  async listSandboxContainers(): Promise<ObservedContainer[]> {
+    this.#call('list');
+    return [...this.containers.values()].map((container) => ({
+      ...container,
+      running: this.running.has(container.containerId),
+    }));
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
     this.#call('create');
     this.#next += 1;
-    return `container-${spec.name}-${this.#next}`;
+    const containerId = `container-${spec.name}-${this.#next}`;
+    this.containers.set(containerId, {
+      containerId,
+      sandboxId: spec.name,
+      userId: spec.labels['matrx.user_id'] ?? '',
+      hostId: spec.labels['matrx.host_id'] ?? null,
+      createdAt: new Date(spec.labels['matrx.created_at'] ?? Date.now()),
+      running: false,
+    });
+    return containerId;
   }
 
   async startAndWaitReady(
@@ -79,15 +102,21 @@ export class FakeRuntime implements ContainerRuntime {
   async remove(containerId: string): Promise<void> {
     this.#call('remove');
     this.running.delete(containerId);
+    this.containers.delete(containerId);
+    for (const [id, container] of this.containers) {
+      if (container.sandboxId === containerId) this.containers.delete(id);
+    }
   }
 }
 
-export function serviceWith(runtime: FakeRuntime) {
+export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
   const store = new MemorySandboxStore({ stoppedRetentionMs: 60_000, maxStopped: 100 });
+  const logger = new Logger({ logLevel: 'CRITICAL' });
   const service = new SandboxService(
     store,
     runtime,
     {
+      hostId,
       image: 'matrx-sandbox:test',
       network: 'none',
       cpuLimit: 1,
@@ -99,8 +128,24 @@ export function serviceWith(runtime: FakeRuntime) {
       defaultCommandTimeoutSeconds: 30,
       maxOutputBytes: 1024,
     },
-    new Logger({ logLevel: 'CRITICAL' }),
+    logger,
     null,
   );
-  return { store, service };
+  const reconcilerWith = (settings: Partial<ReconcilerSettings> = {}) =>
+    new Reconciler(
+      store,
+      runtime,
+      service,
+      {
+        hostId,
+        graceMs: 0,
+        stuckMs: 60_000,
+        maxSessionMs: 3_600_000,
+        concurrency: 2,
+        adoptOrphans: false,
+        ...settings,
+      },
+      logger,
+    );
+  return { store, service, reconcilerWith };
 }

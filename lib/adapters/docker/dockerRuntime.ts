@@ -7,8 +7,15 @@ import type {
   ContainerSpec,
   ExecRequest,
   ExecResult,
+  ObservedContainer,
   ReadyOutcome,
 } from '../../ports.js';
+import {
+  CREATED_AT_LABEL,
+  HOST_ID_LABEL,
+  SANDBOX_ID_LABEL,
+  USER_ID_LABEL,
+} from '../../domain/sandbox.js';
 import { loggedCall } from '../callLog.js';
 import { DOCKER, dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
 import { execInContainer } from './execInContainer.js';
@@ -49,6 +56,31 @@ export class DockerRuntime implements ContainerRuntime {
       } catch (error) {
         throw new UnavailableError(DOCKER, `${DOCKER} is not reachable`, { cause: error });
       }
+    });
+  }
+
+  listSandboxContainers(): Promise<ObservedContainer[]> {
+    return this.#call('list', undefined, async () => {
+      let containers: Docker.ContainerInfo[];
+      try {
+        containers = await this.docker.listContainers({
+          all: true,
+          filters: { label: [SANDBOX_ID_LABEL] },
+        });
+      } catch (error) {
+        throw toServiceError(error, 'list containers');
+      }
+      return containers.map((info) => {
+        const createdAt = new Date(info.Labels[CREATED_AT_LABEL] ?? '');
+        return {
+          containerId: info.Id,
+          sandboxId: info.Labels[SANDBOX_ID_LABEL] ?? '',
+          userId: info.Labels[USER_ID_LABEL] ?? '',
+          hostId: info.Labels[HOST_ID_LABEL] ?? null,
+          createdAt: Number.isNaN(createdAt.getTime()) ? null : createdAt,
+          running: info.State === 'running',
+        };
+      });
     });
   }
 

@@ -1,6 +1,6 @@
 import { canTransition, TERMINAL_STATUSES, type Sandbox } from '../../domain/sandbox.js';
 import { ConflictError } from '../../errors.js';
-import type { SandboxStore, StatusChange } from '../../ports.js';
+import type { SandboxFilter, SandboxStore, StatusChange, StatusUpdate } from '../../ports.js';
 
 export interface MemoryStoreOptions {
   /** How long a stopped or expired sandbox stays readable before it is forgotten. */
@@ -14,6 +14,7 @@ export interface MemoryStoreOptions {
 export class MemorySandboxStore implements SandboxStore {
   readonly #sandboxes = new Map<string, Sandbox>();
   readonly #options: Required<MemoryStoreOptions>;
+  readonly #locks = new Set<string>();
 
   constructor(options: MemoryStoreOptions) {
     this.#options = { now: () => new Date(), ...options };
@@ -29,10 +30,16 @@ export class MemorySandboxStore implements SandboxStore {
     return sandbox ? structuredClone(sandbox) : null;
   }
 
-  async list(userId?: string): Promise<Sandbox[]> {
+  async list(filter: SandboxFilter = {}): Promise<Sandbox[]> {
     this.#forgetOldStopped();
+    const { userId, hostId, statuses } = filter;
     return [...this.#sandboxes.values()]
-      .filter((sandbox) => userId === undefined || sandbox.userId === userId)
+      .filter(
+        (sandbox) =>
+          (userId === undefined || sandbox.userId === userId) &&
+          (hostId === undefined || sandbox.hostId === hostId) &&
+          (statuses === undefined || statuses.includes(sandbox.status)),
+      )
       .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
       .map((sandbox) => structuredClone(sandbox));
   }
@@ -41,12 +48,13 @@ export class MemorySandboxStore implements SandboxStore {
     this.#sandboxes.delete(sandboxId);
   }
 
-  async updateStatus(sandboxId: string, change: StatusChange): Promise<Sandbox | null> {
+  async updateStatus(sandboxId: string, change: StatusChange): Promise<StatusUpdate | null> {
     const sandbox = this.#sandboxes.get(sandboxId);
     if (!sandbox) return null;
-    if (sandbox.status !== change.status && !canTransition(sandbox.status, change.status)) {
+    const previous = sandbox.status;
+    if (previous !== change.status && !canTransition(previous, change.status)) {
       throw new ConflictError(
-        `Sandbox ${sandboxId} cannot move from ${sandbox.status} to ${change.status}`,
+        `Sandbox ${sandboxId} cannot move from ${previous} to ${change.status}`,
       );
     }
     sandbox.status = change.status;
@@ -54,7 +62,7 @@ export class MemorySandboxStore implements SandboxStore {
     if (change.lastError !== undefined) sandbox.lastError = change.lastError;
     sandbox.updatedAt = this.#options.now();
     this.#forgetOldStopped();
-    return structuredClone(sandbox);
+    return { sandbox: structuredClone(sandbox), previous };
   }
 
   async touchHeartbeat(sandboxId: string, at: Date): Promise<Sandbox | null> {
@@ -63,6 +71,19 @@ export class MemorySandboxStore implements SandboxStore {
     sandbox.lastHeartbeatAt = at;
     return structuredClone(sandbox);
   }
+
+  async withExclusiveLock(name: string, work: () => Promise<void>): Promise<boolean> {
+    if (this.#locks.has(name)) return false;
+    this.#locks.add(name);
+    try {
+      await work();
+      return true;
+    } finally {
+      this.#locks.delete(name);
+    }
+  }
+
+  async close(): Promise<void> {}
 
   #forgetOldStopped(): void {
     const cutoff = this.#options.now().getTime() - this.#options.stoppedRetentionMs;

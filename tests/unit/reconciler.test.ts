@@ -1,0 +1,156 @@
+import { describe, expect, it } from '@jest/globals';
+import { newSandbox } from '../../lib/domain/sandbox.js';
+import { ConflictError, UnavailableError } from '../../lib/errors.js';
+import type { SandboxStore } from '../../lib/ports.js';
+import { FakeRuntime, HOST_ID, serviceWith } from './fakes.js';
+
+const HOUR = 3_600_000;
+
+/** Moves a row's clock back, as if it had been made (and last changed) `ms` ago. */
+async function age(store: SandboxStore, sandboxId: string, ms: number) {
+  const sandbox = await store.get(sandboxId);
+  if (!sandbox) throw new Error('no such sandbox');
+  const back = (date: Date) => new Date(date.getTime() - ms);
+  await store.save({
+    ...sandbox,
+    createdAt: back(sandbox.createdAt),
+    updatedAt: back(sandbox.updatedAt),
+  });
+}
+
+describe('Reconciler', () => {
+  it('a live sandbox whose container is gone becomes stopped, with the reason', async () => {
+    const runtime = new FakeRuntime();
+    const { service, reconcilerWith } = serviceWith(runtime);
+    const sandbox = await service.create('alice', {});
+    runtime.containers.clear();
+    runtime.running.clear();
+    const summary = await reconcilerWith().runPass();
+    expect(summary.actions).toEqual({ container_gone: 1 });
+    expect(await service.get(sandbox.sandboxId)).toMatchObject({
+      status: 'stopped',
+      lastError: 'its container is gone',
+    });
+  });
+
+  it('leaves sandboxes younger than the grace period alone', async () => {
+    const runtime = new FakeRuntime();
+    const { service, reconcilerWith } = serviceWith(runtime);
+    const sandbox = await service.create('alice', {});
+    runtime.containers.clear();
+    const summary = await reconcilerWith({ graceMs: 60_000 }).runPass();
+    expect(summary).toMatchObject({ skipped_young: 1, actions: {} });
+    expect((await service.get(sandbox.sandboxId)).status).toBe('ready');
+  });
+
+  it('ends a sandbox past its maximum duration as expired, through stop and remove', async () => {
+    const runtime = new FakeRuntime();
+    const { service, store, reconcilerWith } = serviceWith(runtime);
+    const sandbox = await service.create('alice', {});
+    await age(store, sandbox.sandboxId, 3 * HOUR);
+    runtime.calls.length = 0;
+    const summary = await reconcilerWith({ maxSessionMs: 2 * HOUR }).runPass();
+    expect(summary.actions).toEqual({ expired: 1 });
+    expect(runtime.calls).toEqual(['list', 'stop', 'remove']);
+    expect((await service.get(sandbox.sandboxId)).status).toBe('expired');
+  });
+
+  it('finishes a create that was interrupted, once it is stuck, and removes its container', async () => {
+    const runtime = new FakeRuntime();
+    const { service, store, reconcilerWith } = serviceWith(runtime);
+    const sandbox = newSandbox('alice', {}, HOST_ID);
+    await store.save(sandbox);
+    await runtime.create({
+      name: sandbox.sandboxId,
+      image: 'i',
+      labels: { 'matrx.user_id': 'alice', 'matrx.host_id': HOST_ID },
+      env: {},
+      cpuLimit: 1,
+      memoryLimitBytes: 1,
+      network: 'none',
+    });
+    expect((await reconcilerWith().runPass()).actions).toEqual({});
+    await age(store, sandbox.sandboxId, 2 * 60_000);
+    expect((await reconcilerWith().runPass()).actions).toEqual({ create_interrupted: 1 });
+    expect((await service.get(sandbox.sandboxId)).status).toBe('stopped');
+    expect(runtime.containers.size).toBe(0);
+  });
+
+  it('warns about a container with no row and leaves it running (Postgres registry)', async () => {
+    const runtime = new FakeRuntime();
+    const { store, service, reconcilerWith } = serviceWith(runtime);
+    const sandbox = await service.create('alice', {});
+    await store.delete(sandbox.sandboxId);
+    const summary = await reconcilerWith().runPass();
+    expect(summary.actions).toEqual({ unknown_container: 1 });
+    expect(runtime.running.size).toBe(1);
+    expect(await store.get(sandbox.sandboxId)).toBeNull();
+  });
+
+  it('adopts a container with no row when the registry is in memory', async () => {
+    const runtime = new FakeRuntime();
+    const { store, service, reconcilerWith } = serviceWith(runtime);
+    const sandbox = await service.create('alice', {});
+    await store.delete(sandbox.sandboxId);
+    const summary = await reconcilerWith({ adoptOrphans: true }).runPass();
+    expect(summary.actions).toEqual({ adopted: 1 });
+    expect(await store.get(sandbox.sandboxId)).toMatchObject({
+      status: 'running',
+      userId: 'alice',
+    });
+  });
+
+  it("never touches another host's rows or containers", async () => {
+    const runtime = new FakeRuntime();
+    const hostB = serviceWith(runtime, 'host-b');
+    const sandbox = await hostB.service.create('bob', {});
+    runtime.running.clear();
+    const hostA = serviceWith(runtime);
+    await hostB.store.delete(sandbox.sandboxId);
+    // Host A sees host B's container: neither adopted nor warned about.
+    expect((await hostA.reconcilerWith({ adoptOrphans: true }).runPass()).actions).toEqual({});
+    expect(runtime.containers.size).toBe(1);
+  });
+
+  it('does nothing when the registry or the engine cannot be read', async () => {
+    const runtime = new FakeRuntime();
+    const { service, reconcilerWith } = serviceWith(runtime);
+    const sandbox = await service.create('alice', {});
+    runtime.containers.clear();
+    runtime.failOn.set('list', new UnavailableError('Docker engine', 'down'));
+    const summary = await reconcilerWith().runPass();
+    expect(summary).toMatchObject({ outcome: 'skipped', actions: {} });
+    expect((await service.get(sandbox.sandboxId)).status).toBe('ready');
+  });
+
+  it('one pass at a time: a second pass while one runs is skipped', async () => {
+    const runtime = new FakeRuntime();
+    const { reconcilerWith } = serviceWith(runtime);
+    const reconciler = reconcilerWith();
+    const [first, second] = await Promise.all([reconciler.runPass(), reconciler.runPass()]);
+    expect([first.outcome, second.outcome].sort()).toEqual(['done', 'skipped']);
+  });
+});
+
+describe('Sandboxes of another host', () => {
+  it('are read, and any action on them is a conflict naming the host', async () => {
+    const runtime = new FakeRuntime();
+    const hostB = serviceWith(runtime, 'host-b');
+    const sandbox = await hostB.service.create('bob', {});
+    const hostA = serviceWith(runtime);
+    await hostA.store.save((await hostB.store.get(sandbox.sandboxId)) ?? sandbox);
+    expect((await hostA.service.get(sandbox.sandboxId)).hostId).toBe('host-b');
+    const id = sandbox.sandboxId;
+    for (const action of [
+      () => hostA.service.exec(id, { command: 'true', user: 'agent' }),
+      () => hostA.service.destroy(id, true),
+      () => hostA.service.heartbeat(id),
+      () => hostA.service.complete(id, undefined),
+    ]) {
+      await expect(action()).rejects.toThrow(
+        new ConflictError(`Sandbox ${id} runs on host host-b; send this request to that host`),
+      );
+    }
+    expect(runtime.calls.filter((call) => call === 'exec' || call === 'stop')).toEqual([]);
+  });
+});
