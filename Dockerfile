@@ -26,11 +26,10 @@ ENV NODE_ENV=production \
     SLS_NOTIFICATIONS_MODE=off
 # A fixed uid with a home of its own (serverless keeps state there); the app stays root-owned,
 # so the process cannot rewrite its own code.
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/matrx \
-      --shell /usr/sbin/nologin matrx
+RUN useradd --uid 10001 --user-group --create-home --home-dir /home/matrx --shell /usr/sbin/nologin matrx
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && rm -rf "$(npm config get cache)"
 COPY serverless.yml ./
 COPY migrations ./migrations
 COPY sandbox-image ./sandbox-image

@@ -7,7 +7,10 @@ import { PROJECT_ROOT } from '../lib/projectRoot.js';
 export interface RunningServer {
   baseUrl: string;
   process: ChildProcess;
+  /** SIGTERM, as an operator's Ctrl-C; resolves once the launcher exited. */
   stop(): Promise<void>;
+  /** SIGKILL to the launcher and everything it started, as a crash of the whole host process. */
+  kill(): Promise<void>;
 }
 
 export async function freePort(): Promise<number> {
@@ -41,9 +44,13 @@ export async function startServer(options: {
       MATRX_PORT: String(port),
       MATRX_LAMBDA_PORT: String(await freePort()),
       MATRX_EMBEDDED_S3_PORT: String(await freePort()),
+      // Each server its own host: a memory registry adopts its own host's containers only.
+      MATRX_HOST_ID: `it-host-${port}`,
       ...options.env,
     },
     stdio: ['ignore', log, log],
+    // Its own process group, so kill() reaches serverless-offline and the reconciler too.
+    detached: true,
   });
   closeSync(log);
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -53,15 +60,18 @@ export async function startServer(options: {
     ),
   );
   await Promise.race([waitForHealth(baseUrl, options.readyTimeoutMs ?? 300_000), exited]);
+  const signal = (name: NodeJS.Signals, group: boolean) =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      if (group && child.pid) process.kill(-child.pid, name);
+      else child.kill(name);
+    });
   return {
     baseUrl,
     process: child,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    stop: () => signal('SIGTERM', false),
+    kill: () => signal('SIGKILL', true),
   };
 }
 

@@ -165,7 +165,11 @@ export class Reconciler {
       }
       const container = byId.get(row.sandboxId);
       const stuck = now - row.updatedAt.getTime() > stuckMs;
-      if (ACTIVE_STATUSES.includes(row.status)) {
+      if (row.status === 'starting' && stuck) {
+        // Past any ready timeout: the request that was waiting for it is gone.
+        const reason = 'its create was interrupted';
+        end(row, 'create_interrupted', { graceful: false, reason, lastError: reason });
+      } else if (ACTIVE_STATUSES.includes(row.status)) {
         if (!container) {
           const reason = 'its container is gone';
           end(row, 'container_gone', { graceful: false, reason, lastError: reason });

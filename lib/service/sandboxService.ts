@@ -69,14 +69,17 @@ export interface EndOptions {
 }
 
 /** Times a dependency check; a failure is reported, not thrown. */
-async function probe<T>(check: () => Promise<T>): Promise<DependencyHealth & { value?: T }> {
+async function probe<T>(check: () => Promise<T>): Promise<[DependencyHealth, T | undefined]> {
   const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
   try {
     const value = await check();
-    return { reachable: true, latency_ms: Math.round(performance.now() - started), value };
+    return [{ reachable: true, latency_ms: elapsed() }, value];
   } catch (error) {
-    const latency = Math.round(performance.now() - started);
-    return { reachable: false, latency_ms: latency, error: (error as Error).message };
+    return [
+      { reachable: false, latency_ms: elapsed(), error: (error as Error).message },
+      undefined,
+    ];
   }
 }
 
@@ -99,19 +102,17 @@ export class SandboxService {
 
   async health(): Promise<Health> {
     const { hostId } = this.settings;
-    const [docker, registry] = await Promise.all([
+    const [[docker], [registry, active]] = await Promise.all([
       probe(() => this.runtime.ping()),
       probe(() => this.store.list({ hostId, statuses: ACTIVE_STATUSES })),
     ]);
-    const { value: active, ...registryHealth } = registry;
-    const { value: _unused, ...dockerHealth } = docker;
     return {
       status: docker.reachable && registry.reachable ? 'healthy' : 'degraded',
       active_sandboxes: active?.length ?? 0,
       uptime_seconds: Math.floor((Date.now() - this.#startedAt) / 1000),
       host_id: hostId,
-      docker: dockerHealth,
-      registry: registryHealth,
+      docker,
+      registry,
     };
   }
 

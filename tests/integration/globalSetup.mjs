@@ -5,25 +5,47 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
+import { startPostgresServer } from '../../dist/scripts/postgresServer.js';
 import { startServer } from '../../dist/scripts/serverProcess.js';
+
+function shout(lines) {
+  process.stderr.write(
+    ['', '!'.repeat(88), ...lines.map((l) => `!! ${l}`), '!'.repeat(88), ''].join('\n'),
+  );
+}
+
+/**
+ * A real Postgres for the suites that need one: MATRX_TEST_DATABASE_URL when it is set (CI sets
+ * it), otherwise a throwaway server of the machine's own Postgres binaries.
+ */
+async function providePostgres() {
+  if (process.env.MATRX_TEST_DATABASE_URL) return;
+  try {
+    const server = await startPostgresServer();
+    process.env.MATRX_TEST_DATABASE_URL = server.url;
+    globalThis.matrxPostgres = server;
+    process.stderr.write(`\nthrowaway Postgres at ${server.url}\n`);
+  } catch (error) {
+    shout([
+      `Integration tests need Postgres, and none could be started: ${error.message}`,
+      'Set MATRX_TEST_DATABASE_URL to a server the tests may create databases on (README, "Tests").',
+    ]);
+    throw error;
+  }
+}
 
 /** Starts one real server (serverless-offline, real Docker) for all integration tests. */
 export default async function globalSetup() {
   try {
     await new Docker().ping();
   } catch (error) {
-    process.stderr.write(
-      [
-        '',
-        '!'.repeat(88),
-        `!! Integration tests need a Docker engine, and none is reachable: ${error.message}`,
-        '!! Start one (README, "Tests"), or run only the unit tests: npm run test:unit',
-        '!'.repeat(88),
-        '',
-      ].join('\n'),
-    );
+    shout([
+      `Integration tests need a Docker engine, and none is reachable: ${error.message}`,
+      'Start one (README, "Tests"), or run only the unit tests: npm run test:unit',
+    ]);
     throw new Error(`Docker engine not reachable: ${error.message}`);
   }
+  await providePostgres();
   const workDir = mkdtempSync(join(tmpdir(), 'matrx-it-'));
   const logFile = join(workDir, 'server.log');
   // The whole suite runs with a key set, as production does.

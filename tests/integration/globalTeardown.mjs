@@ -20,6 +20,7 @@ function checkServerLog() {
 /** Stops the server, then fails the run if any test left a sandbox container behind. */
 export default async function globalTeardown() {
   await globalThis.matrxServer?.stop();
+  await globalThis.matrxPostgres?.destroy();
   checkServerLog();
   const docker = new Docker();
   const containers = await docker.listContainers({
