@@ -24,8 +24,9 @@ ENV NODE_ENV=production \
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true \
     SLS_TELEMETRY_DISABLED=1 \
     SLS_NOTIFICATIONS_MODE=off
-# A fixed uid with a home of its own (serverless keeps state there); the app stays root-owned,
-# so the process cannot rewrite its own code.
+# A fixed uid (10001) that mounts can be given to, and a home of its own: serverless writes
+# ~/.serverless, so with a read-only root, /home/matrx and /tmp need a tmpfs. The app stays
+# root-owned, so the process cannot rewrite its own code.
 RUN useradd --uid 10001 --user-group --create-home --home-dir /home/matrx --shell /usr/sbin/nologin matrx
 WORKDIR /app
 COPY package.json package-lock.json ./

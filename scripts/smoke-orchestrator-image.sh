@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of the orchestrator image on this machine's Docker engine: builds the image when it is
 # missing, runs the API from it on free loopback ports with the engine's socket (read-only mount,
-# the socket's group, no capabilities), waits for GET /health and runs the image's own HEALTHCHECK,
-# then stops it with SIGTERM and expects a clean exit.
+# the socket's group), no capabilities and a read-only root with only /tmp and the user's home
+# writable, waits for GET /health and runs the image's own HEALTHCHECK, then stops it with SIGTERM
+# and expects a clean exit.
 #
 #   smoke-orchestrator-image.sh [--local-base]   (passed to build-orchestrator-image.sh)
 #
@@ -43,6 +44,7 @@ fi
 say "starting $image as $name on 127.0.0.1:$port"
 docker run -d --name "$name" --network host \
   --cap-drop ALL --security-opt no-new-privileges:true \
+  --read-only --tmpfs /tmp --tmpfs /home/matrx:uid=10001,gid=10001 \
   -v "$socket:/var/run/docker.sock:ro" --group-add "$(stat -c %g "$socket")" \
   -e MATRX_HOST=127.0.0.1 -e MATRX_PORT="$port" -e MATRX_LAMBDA_PORT="$lambda_port" \
   -e MATRX_EMBEDDED_S3_PORT="$s3_port" -e MATRX_EMBEDDED_S3_DIR=/tmp/matrx-s3 \

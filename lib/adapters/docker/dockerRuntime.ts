@@ -218,16 +218,18 @@ export class DockerRuntime implements ContainerRuntime {
 
   changedPaths(containerId: string, under: string): Promise<Set<string>> {
     return this.#call('changes', containerId, async () => {
-      let changes: { Path: string; Kind: number }[] | null;
+      let changes: unknown;
       try {
-        changes = (await this.docker.getContainer(containerId).changes()) as typeof changes;
+        changes = await this.docker.getContainer(containerId).changes();
       } catch (error) {
         throw toServiceError(error, `changes of container ${containerId}`);
       }
+      // No changes at all: the engine answers `null`, which dockerode hands over as a raw buffer.
+      if (!Array.isArray(changes)) return new Set<string>();
       const prefix = `${under.replace(/\/$/, '')}/`;
       // Kind 0 is modified, 1 added, 2 deleted.
       return new Set(
-        (changes ?? [])
+        (changes as { Path: string; Kind: number }[])
           .filter((change) => change.Kind !== 2 && change.Path.startsWith(prefix))
           .map((change) => change.Path.slice(prefix.length)),
       );
