@@ -55,6 +55,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
     runtime,
     {
       hostId: settings.HOST_ID,
+      storeKind: pool ? 'postgres' : 'memory',
       image: settings.SANDBOX_IMAGE,
       network: settings.DOCKER_NETWORK,
       cpuLimit: settings.CONTAINER_CPU_LIMIT,

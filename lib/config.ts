@@ -78,6 +78,8 @@ const settingsSchema = z.object({
   /** A create or shutdown with no progress for this long was interrupted; the reconciler ends it. */
   RECONCILE_STUCK_SECONDS: int(0, 24 * 3600).default(900),
   RECONCILE_CONCURRENCY: int(1, 64).default(4),
+  /** On SIGTERM, requests in flight get this long to finish: an exec may run 600 s. */
+  DRAIN_TIMEOUT_SECONDS: int(0, 3600).default(630),
   LAMBDA_PORT: int(0, 65535).default(3002),
   EMBEDDED_S3_PORT: int(0, 65535).default(4569),
   EMBEDDED_S3_DIR: z.string().min(1).default('.data/s3'),

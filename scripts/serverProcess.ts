@@ -25,18 +25,21 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts the real API the way `npm start` does (dist/scripts/start.js, so build first) on free
+ * Starts the real API the way `npm start` (or `npm run serve`) does, from dist/ (so build first), on free
  * loopback ports, and resolves once /health answers. Its output goes to `logFile`.
  */
 export async function startServer(options: {
   env: Record<string, string>;
   logFile: string;
   readyTimeoutMs?: number;
+  /** `start` (development, the default) or `serve` (production). */
+  mode?: 'start' | 'serve';
 }): Promise<RunningServer> {
   const port = await freePort();
   // Straight to the file: piping through this process would load the caller's event loop.
   const log = openSync(options.logFile, 'w');
-  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'scripts', 'start.js')], {
+  const script = join(PROJECT_ROOT, 'dist', 'scripts', `${options.mode ?? 'start'}.js`);
+  const child = spawn(process.execPath, [script], {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { requestContext, type Logger } from '../logger.js';
+import { trackRequest } from './draining.js';
 import { headerValue } from './headers.js';
 import type { HttpResponse } from './responses.js';
 
@@ -16,10 +17,15 @@ export function requestIdOf(event: APIGatewayProxyEvent): string {
 
 type Handler = (event: APIGatewayProxyEvent, context: Context) => Promise<HttpResponse>;
 
-/** Runs a handler with its request id in scope, so every line logged meanwhile carries it. */
+/**
+ * Runs a handler with its request id in scope, so every line logged meanwhile carries it, and
+ * counted in flight, so a clean shutdown can wait for it.
+ */
 export function withRequestContext(handler: Handler): Handler {
   return (event, context) =>
-    requestContext.run({ requestId: requestIdOf(event) }, () => handler(event, context));
+    trackRequest(() =>
+      requestContext.run({ requestId: requestIdOf(event) }, () => handler(event, context)),
+    );
 }
 
 /**

@@ -26,8 +26,13 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       functionName: 'health',
       method: 'get',
       path: '/health',
-      summary: 'Service health (no auth)',
-      responses: { 200: { description: 'Health', schema: s.healthResponse } },
+      summary: 'Service health and its dependencies (no auth)',
+      query: s.healthQuery,
+      responses: {
+        200: { description: 'Health', schema: s.healthResponse },
+        422: invalid,
+        503: { description: 'Degraded, with ?strict=1', schema: s.healthResponse },
+      },
     },
     createSandbox: {
       functionName: 'createSandbox',

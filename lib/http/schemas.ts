@@ -83,15 +83,28 @@ export const execResponse = z.object({
   stderr_truncated: z.boolean(),
 });
 
+const dependencyHealth = z.object({
+  reachable: z.boolean(),
+  latency_ms: z.number(),
+  error: z.string().optional(),
+});
+
 export const healthResponse = z.object({
   status: z.enum(['healthy', 'degraded']),
   active_sandboxes: z.number().int(),
   uptime_seconds: z.number().int(),
-  docker: z.object({
-    reachable: z.boolean(),
-    latency_ms: z.number(),
-    error: z.string().optional(),
-  }),
+  host_id: z.string(),
+  docker: dependencyHealth,
+  registry: dependencyHealth.extend({ store: z.enum(['memory', 'postgres']) }),
+  storage: dependencyHealth.extend({ configured: z.boolean() }),
+});
+
+export const healthQuery = z.object({
+  strict: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((value) => value === 'true' || value === '1')
+    .describe('true: answer 503 when degraded, for load balancers'),
 });
 
 export const rootResponse = z.object({

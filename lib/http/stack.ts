@@ -3,6 +3,7 @@ import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { getApp, type App } from '../app.js';
 import { apiKeyAuth } from './apiKeyAuth.js';
+import { refuseWhileDraining } from './draining.js';
 import { errorMapper } from './errorMapper.js';
 import { requestLog, withRequestContext } from './requestLog.js';
 import type { HttpResponse } from './responses.js';
@@ -13,13 +14,14 @@ type Middleware = MiddlewareObj<APIGatewayProxyEvent, HttpResponse>;
 
 /**
  * The middleware every endpoint shares, in order: the request log (outermost, so it sees the final
- * status), the error mapper, then the API key check, so a rejected request never reaches body
+ * status), the error mapper, the refusal of new requests while shutting down, then the API key check, so a rejected request never reaches body
  * parsing, validation or a handler.
  */
 export function baseStack(options: { requiresKey: boolean } = { requiresKey: true }) {
   const stack = middy<APIGatewayProxyEvent, HttpResponse>()
     .use(requestLog(() => getApp().logger))
-    .use(errorMapper());
+    .use(errorMapper())
+    .use(refuseWhileDraining());
   if (!options.requiresKey) return stack;
   return stack.use(
     apiKeyAuth(() => ({

@@ -274,6 +274,11 @@ export class HomeSync {
     );
   }
 
+  /** Resolves when the bucket answers; for health. */
+  checkStorage(): Promise<void> {
+    return this.storage.checkBucket();
+  }
+
   /** Per tier, what the user stores. */
   async usage(
     userId: string,

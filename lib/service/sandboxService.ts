@@ -26,6 +26,7 @@ import type { HomeSync, Tier } from './homeSync.js';
 
 export interface SandboxServiceSettings {
   hostId: string;
+  storeKind: 'memory' | 'postgres';
   image: string;
   network: string;
   cpuLimit: number;
@@ -56,7 +57,9 @@ export interface Health {
   uptime_seconds: number;
   host_id: string;
   docker: DependencyHealth;
-  registry: DependencyHealth;
+  registry: DependencyHealth & { store: 'memory' | 'postgres' };
+  /** Users' homes in S3; not configured means nothing is kept, which is not a failure. */
+  storage: DependencyHealth & { configured: boolean };
 }
 
 export interface EndOptions {
@@ -68,18 +71,30 @@ export interface EndOptions {
   lastError?: string;
 }
 
+/** A dependency check that hangs (an SDK retrying) is reported as such, not waited for. */
+const PROBE_TIMEOUT_MS = 3000;
+
 /** Times a dependency check; a failure is reported, not thrown. */
 async function probe<T>(check: () => Promise<T>): Promise<[DependencyHealth, T | undefined]> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)),
+      PROBE_TIMEOUT_MS,
+    );
+  });
   try {
-    const value = await check();
+    const value = await Promise.race([check(), timeout]);
     return [{ reachable: true, latency_ms: elapsed() }, value];
   } catch (error) {
     return [
       { reachable: false, latency_ms: elapsed(), error: (error as Error).message },
       undefined,
     ];
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -101,18 +116,22 @@ export class SandboxService {
   ) {}
 
   async health(): Promise<Health> {
-    const { hostId } = this.settings;
-    const [[docker], [registry, active]] = await Promise.all([
+    const { hostId, storeKind } = this.settings;
+    const { homes } = this;
+    const [[docker], [registry, active], [storage]] = await Promise.all([
       probe(() => this.runtime.ping()),
       probe(() => this.store.list({ hostId, statuses: ACTIVE_STATUSES })),
+      homes ? probe(() => homes.checkStorage()) : probe(async () => undefined),
     ]);
+    const healthy = docker.reachable && registry.reachable && storage.reachable;
     return {
-      status: docker.reachable && registry.reachable ? 'healthy' : 'degraded',
+      status: healthy ? 'healthy' : 'degraded',
       active_sandboxes: active?.length ?? 0,
       uptime_seconds: Math.floor((Date.now() - this.#startedAt) / 1000),
       host_id: hostId,
       docker,
-      registry,
+      registry: { store: storeKind, ...registry },
+      storage: { configured: homes !== null, ...storage },
     };
   }
 

@@ -20,10 +20,18 @@ beforeAll(async () => {
 afterAll(() => server?.stop());
 
 describe('with the Docker engine unreachable', () => {
-  it('/health answers, degraded', async () => {
+  it('/health answers 200, degraded, naming what is down; strict answers 503', async () => {
     const health = await api('GET', '/health', { base: server.baseUrl });
     expect(health.status).toBe(200);
-    expect(health.body).toMatchObject({ status: 'degraded', docker: { reachable: false } });
+    expect(health.body).toMatchObject({
+      status: 'degraded',
+      docker: { reachable: false, latency_ms: expect.any(Number), error: expect.any(String) },
+      registry: { store: 'memory', reachable: true },
+      storage: { configured: true, reachable: true },
+    });
+    const strict = await api('GET', '/health?strict=1', { base: server.baseUrl });
+    expect(strict.status).toBe(503);
+    expect(strict.body).toMatchObject({ status: 'degraded' });
   });
 
   it('creating a sandbox is a 503 naming Docker, and the server stays up', async () => {

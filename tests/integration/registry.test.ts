@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -94,6 +94,18 @@ describe('the registry in Postgres', () => {
     expect((await exec(sandbox.sandbox_id, 'echo after')).body.stdout).toBe('after\n');
     expect((await call('DELETE', `/sandboxes/${sandbox.sandbox_id}`)).status).toBe(204);
     expect(await sandboxContainers(user)).toEqual([]);
+  });
+
+  it('the API refuses to start on an outdated schema, saying to migrate', async () => {
+    const fresh = await testDatabase('api_outdated', { migrated: false });
+    const logFile = join(workDir, 'outdated.log');
+    try {
+      const started = startServer({ logFile, env: { ...env, MATRX_DATABASE_URL: fresh.url } });
+      await expect(started).rejects.toThrow(/exited with 1/);
+      expect(readFileSync(logFile, 'utf8')).toContain('run npm run migrate');
+    } finally {
+      await fresh.drop();
+    }
   });
 
   it('a sandbox of another host is answered 409 naming that host, never acted on', async () => {

@@ -117,6 +117,7 @@ export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
     runtime,
     {
       hostId,
+      storeKind: 'memory',
       image: 'matrx-sandbox:test',
       network: 'none',
       cpuLimit: 1,

@@ -32,10 +32,15 @@ function buildSandboxImage(image: string): Promise<void> {
 }
 
 /**
- * At startup: builds the sandbox image when the engine is there and the image is not. An
- * unreachable engine is a warning, not a failure: the API starts degraded.
+ * At startup: builds the sandbox image when the engine is there and the image is not (in
+ * production it says how instead). An unreachable engine is a warning, not a failure: the API
+ * starts degraded.
  */
-export async function ensureSandboxImage(image: string, logger: Logger): Promise<void> {
+export async function ensureSandboxImage(
+  image: string,
+  logger: Logger,
+  options: { buildWhenMissing: boolean },
+): Promise<void> {
   const docker = new Docker();
   try {
     await docker.ping();
@@ -47,6 +52,13 @@ export async function ensureSandboxImage(image: string, logger: Logger): Promise
     return;
   }
   if (await imageExists(docker, image)) return;
+  if (!options.buildWhenMissing) {
+    logger.error(
+      `sandbox image ${image} is missing: creating a sandbox answers 503 until it is built with npm run image`,
+      { image },
+    );
+    return;
+  }
   logger.info('sandbox image missing: building it', { image });
   await buildSandboxImage(image);
 }

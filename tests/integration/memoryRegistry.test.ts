@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { startServer, type RunningServer } from '../../scripts/serverProcess.js';
+import { api, testUser } from '../support/api.js';
+import { docker, sandboxContainers } from '../support/docker.js';
+import type { ExecReply, WireSandbox } from '../support/sandboxes.js';
+
+/**
+ * With the memory registry there is no separate reconciler: the API adopts its host's sandbox
+ * containers when it starts and runs the passes itself.
+ */
+let workDir: string;
+let server: RunningServer | undefined;
+const hostId = `it-mem-${randomBytes(3).toString('hex')}`;
+const env = {
+  MATRX_HOST_ID: hostId,
+  MATRX_DOCKER_NETWORK: 'none',
+  MATRX_SHUTDOWN_TIMEOUT_SECONDS: '1',
+  MATRX_RECONCILE_INTERVAL_SECONDS: '1',
+  MATRX_RECONCILE_GRACE_SECONDS: '0',
+  MATRX_MAX_SESSION_DURATION_SECONDS: '600',
+};
+
+beforeAll(() => {
+  workDir = mkdtempSync(join(tmpdir(), 'matrx-memory-'));
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function start(extra: Record<string, string> = {}) {
+  await server?.stop();
+  const logFile = join(workDir, `server-${Date.now()}.log`);
+  server = await startServer({
+    logFile,
+    env: { ...env, MATRX_EMBEDDED_S3_DIR: join(workDir, 's3'), ...extra },
+  });
+  return server;
+}
+
+const call = <T = Record<string, unknown>>(method: string, path: string, json?: unknown) =>
+  api<T>(method, path, { base: server?.baseUrl, json, headers: {} });
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+describe('the memory registry across restarts', () => {
+  it('a restarted API adopts its live sandboxes: listed, and exec works', async () => {
+    const user = testUser('adopt');
+    await start();
+    const created = await call<WireSandbox>('POST', '/sandboxes', { user_id: user });
+    expect(created.status).toBe(201);
+    const id = created.body.sandbox_id;
+    await start();
+    const listed = await call<{ sandboxes: WireSandbox[] }>('GET', `/sandboxes?user_id=${user}`);
+    expect(listed.body.sandboxes).toMatchObject([
+      { sandbox_id: id, user_id: user, status: 'running', container_id: created.body.container_id },
+    ]);
+    const ran = await call<ExecReply>('POST', `/sandboxes/${id}/exec`, { command: 'echo adopted' });
+    expect(ran.body.stdout).toBe('adopted\n');
+    expect((await call('DELETE', `/sandboxes/${id}`)).status).toBe(204);
+    expect(await sandboxContainers(user)).toEqual([]);
+  });
+
+  it('an adopted sandbox past its maximum duration is expired and its container removed', async () => {
+    const user = testUser('old');
+    const id = `sbx-${randomBytes(6).toString('hex')}`;
+    const old = await docker.createContainer({
+      name: id,
+      Image: 'matrx-sandbox:latest',
+      Labels: {
+        'matrx.sandbox_id': id,
+        'matrx.user_id': user,
+        'matrx.host_id': hostId,
+        'matrx.created_at': new Date(Date.now() - 3 * 3_600_000).toISOString(),
+      },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    try {
+      await old.start();
+      await start();
+      await until('the sandbox is expired', async () => {
+        const got = await call<WireSandbox>('GET', `/sandboxes/${id}`);
+        return got.body.status === 'expired';
+      });
+      expect(await sandboxContainers(user)).toEqual([]);
+    } finally {
+      await old.remove({ force: true }).catch(() => undefined);
+    }
+  });
+});

@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { startServer, type RunningServer } from '../../scripts/serverProcess.js';
+import { api, testUser } from '../support/api.js';
+import { docker, sandboxContainers } from '../support/docker.js';
+import type { ExecReply, WireSandbox } from '../support/sandboxes.js';
+
+let server: RunningServer | undefined;
+const user = testUser('serve');
+
+afterAll(async () => {
+  await server?.stop();
+  // The server is gone, so its sandbox is removed here, the way an operator would.
+  for (const container of await sandboxContainers(user)) {
+    await docker.getContainer(container.Id).remove({ force: true });
+  }
+});
+
+describe('npm run serve (production mode)', () => {
+  it('on SIGTERM: no new requests, the exec in flight finishes and is answered, exit 0', async () => {
+    const logFile = join(mkdtempSync(join(tmpdir(), 'matrx-serve-')), 'server.log');
+    server = await startServer({
+      logFile,
+      mode: 'serve',
+      env: {
+        MATRX_HOST_ID: `it-serve-${randomBytes(3).toString('hex')}`,
+        MATRX_DOCKER_NETWORK: 'none',
+        MATRX_DRAIN_TIMEOUT_SECONDS: '30',
+      },
+    });
+    const call = <T = Record<string, unknown>>(method: string, path: string, json?: unknown) =>
+      api<T>(method, path, { base: server?.baseUrl, json, headers: {} });
+    const created = await call<WireSandbox>('POST', '/sandboxes', { user_id: user });
+    expect(created.status).toBe(201);
+    const running = call<ExecReply>('POST', `/sandboxes/${created.body.sandbox_id}/exec`, {
+      command: 'sleep 3; echo finished',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const exited = new Promise<number | null>((resolve) =>
+      server?.process.once('exit', (code) => resolve(code)),
+    );
+    server.process.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refused = await call('GET', '/health');
+    expect(refused.status).toBe(503);
+    expect(refused.body).toEqual({ detail: expect.stringContaining('shutting down') });
+    const ran = await running;
+    expect(ran.status).toBe(200);
+    expect(ran.body).toMatchObject({ exit_code: 0, stdout: 'finished\n' });
+    expect(await exited).toBe(0);
+    const log = readFileSync(logFile, 'utf8');
+    expect(log).toContain('clients closed');
+    expect(log).not.toContain('embedded S3');
+  });
+});
