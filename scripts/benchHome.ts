@@ -2,7 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { EMBEDDED_BUCKET, embeddedS3Client, type EmbeddedS3 } from '../lib/embeddedS3.js';
 
-type Call = (method: string, path: string, json?: unknown) => Promise<Record<string, unknown>>;
+export type Call = (
+  method: string,
+  path: string,
+  json?: unknown,
+) => Promise<Record<string, unknown>>;
 
 const FILES = 1000;
 const FILE_BYTES = 50 * 1024;
@@ -21,7 +25,10 @@ export async function timed(run: () => Promise<unknown>): Promise<number> {
   return performance.now() - started;
 }
 
-async function inParallel(count: number, task: (index: number) => Promise<void>): Promise<void> {
+export async function inParallel(
+  count: number,
+  task: (index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: PARALLEL }, async () => {

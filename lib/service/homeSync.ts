@@ -20,10 +20,9 @@ const PARALLEL_TRANSFERS = 16;
 export type Snapshot = Map<string, FileState>;
 
 /**
- * The snapshot is kept in the container itself, readable by root only: it lives exactly as long as
- * the files it describes, and survives a restart of the service.
+ * The snapshot is kept in the container itself, at its root, readable by root only: it lives
+ * exactly as long as the files it describes, and survives a restart of the service.
  */
-const MANIFEST_DIR = '/';
 const MANIFEST_NAME = '.matrx-restored.json';
 
 interface FileState {
@@ -101,27 +100,13 @@ export class HomeSync {
     private readonly logger: Logger,
   ) {}
 
-  /**
-   * Puts the user's saved home into the (created, not yet started) container, and last the
-   * manifest of what it restored: a container without one was never handed to the agent.
-   */
-  async restore(userId: string, containerId: string): Promise<number> {
-    const snapshot = await this.#restoreFiles(userId, containerId);
-    const manifest = Buffer.from(JSON.stringify(Object.fromEntries(snapshot)));
-    const pack = tar.pack();
-    pack.entry({ name: MANIFEST_NAME, mode: 0o600, uid: 0, gid: 0 }, manifest);
-    pack.finalize();
-    await this.runtime.writeArchive(containerId, MANIFEST_DIR, Readable.from(pack));
-    return snapshot.size;
-  }
-
-  /** The manifest restore left in the container, or null when it never finished. */
-  async #readManifest(containerId: string): Promise<Snapshot | null> {
+  /** The manifest restore left in the container; none when there was nothing to restore. */
+  async #readManifest(containerId: string): Promise<Snapshot> {
     let archive: Readable;
     try {
-      archive = await this.runtime.readArchive(containerId, MANIFEST_DIR + MANIFEST_NAME);
+      archive = await this.runtime.readArchive(containerId, `/${MANIFEST_NAME}`);
     } catch (error) {
-      if (error instanceof NotFoundError) return null;
+      if (error instanceof NotFoundError) return new Map();
       throw error;
     }
     const extract = tar.extract();
@@ -131,13 +116,18 @@ export class HomeSync {
         const text = (await readAll(entry)).toString('utf8');
         return new Map(Object.entries(JSON.parse(text) as Record<string, FileState>));
       }
-      return null;
+      return new Map();
     } finally {
       archive.destroy();
     }
   }
 
-  async #restoreFiles(userId: string, containerId: string): Promise<Snapshot> {
+  /**
+   * Puts the user's saved home into the (created, not yet started) container, in one archive
+   * extracted at `/`: the files under the home, then the manifest of what was restored. A restore
+   * cut short leaves no manifest, so its save deletes nothing: it can only upload again.
+   */
+  async restore(userId: string, containerId: string): Promise<number> {
     const prefix = userPrefix(userId, 'hot');
     const objects: { key: string; path: string }[] = [];
     let hasKeep = false;
@@ -148,13 +138,20 @@ export class HomeSync {
     }
     if (!hasKeep) await this.#ensurePrefixes(userId);
     const snapshot: Snapshot = new Map();
-    if (objects.length === 0) return snapshot;
+    if (objects.length === 0) return 0;
 
     const pack = tar.pack();
-    const written = this.runtime.writeArchive(containerId, HOT_PATH, Readable.from(pack));
+    const written = this.runtime.writeArchive(containerId, '/', Readable.from(pack));
+    const underHome = (path: string) => `${HOT_PATH.slice(1)}/${path}`;
     try {
       for (const dir of parentDirs(objects.map((o) => o.path))) {
-        pack.entry({ name: dir, type: 'directory', mode: 0o755, uid: AGENT_UID, gid: AGENT_UID });
+        pack.entry({
+          name: underHome(dir),
+          type: 'directory',
+          mode: 0o755,
+          uid: AGENT_UID,
+          gid: AGENT_UID,
+        });
       }
       // Fetches run ahead of the (sequential) tar, a few objects deep.
       const ahead: Promise<FetchedObject>[] = [];
@@ -171,7 +168,7 @@ export class HomeSync {
         const file = await (ahead[i] as Promise<FetchedObject>);
         const state = stateOf(file.size, file.metadata);
         const header = {
-          name: object.path,
+          name: underHome(object.path),
           mode: state.mode,
           mtime: new Date(state.mtime * 1000),
           uid: AGENT_UID,
@@ -185,6 +182,8 @@ export class HomeSync {
         }
         snapshot.set(object.path, state);
       }
+      const manifest = Buffer.from(JSON.stringify(Object.fromEntries(snapshot)));
+      pack.entry({ name: MANIFEST_NAME, mode: 0o600, uid: 0, gid: 0 }, manifest);
       pack.finalize();
       await written;
     } catch (error) {
@@ -193,21 +192,19 @@ export class HomeSync {
       throw error;
     }
     this.logger.debug('home restored', { user_id: userId, files: snapshot.size });
-    return snapshot;
+    return snapshot.size;
   }
 
   /**
    * Makes S3 match the stopped container's home: new and changed files up, files this sandbox
    * restored and then deleted removed, only once the whole archive was read without error.
-   * Null when the container's home was never restored: the agent never ran, nothing is saved.
    * A container that is gone is a NotFoundError: its files went with it.
    */
-  async save(userId: string, containerId: string): Promise<SaveSummary | null> {
+  async save(userId: string, containerId: string): Promise<SaveSummary> {
     // Files the image brought and the agent left alone (its dotfiles) are the image's, not the user's.
     // Asked first: a container that is gone fails here, before the manifest read could mistake it.
     const changed = await this.runtime.changedPaths(containerId, HOT_PATH);
     const snapshot = await this.#readManifest(containerId);
-    if (!snapshot) return null;
     const prefix = userPrefix(userId, 'hot');
     const archive = await this.runtime.readArchive(containerId, HOT_PATH);
     const seen = new Set<string>();

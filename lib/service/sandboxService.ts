@@ -348,9 +348,7 @@ export class SandboxService {
   async #saveHome(sandbox: Sandbox, container: string): Promise<void> {
     if (!this.homes) return;
     try {
-      const saved = await this.homes.save(sandbox.userId, container);
-      // Never restored: the agent never ran and wrote nothing.
-      if (!saved) this.#log(sandbox).info('home not saved: it was never restored');
+      await this.homes.save(sandbox.userId, container);
     } catch (error) {
       // The container was removed behind our back: its files went with it, nothing is left to save.
       if (!(error instanceof NotFoundError)) throw error;
