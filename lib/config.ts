@@ -65,7 +65,7 @@ const settingsSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL')
     .optional(),
-  DATABASE_POOL_SIZE: int(1, 100).default(10),
+  DATABASE_POOL_SIZE: int(2, 100).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5000),
   /** The host this process runs sandboxes on; several hosts can share one database. */
   HOST_ID: z
