@@ -31,16 +31,8 @@ for arg in "$@"; do
   esac
 done
 
-command -v docker >/dev/null || die "the docker CLI is not installed"
-docker version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
-  die "the Docker engine does not answer (is dockerd running, and may this user use it?)"
-
-image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
-
-if ((if_missing)) && image_exists "$image"; then
-  say "$image already exists; nothing to do"
-  exit 0
-fi
+# shellcheck source=docker-common.sh
+source "$here/docker-common.sh"
 
 # The first plain http(s) or file mirror of a `deb` source that is not a security suite, from
 # deb822 files (/etc/apt/sources.list.d/*.sources) or one-line ones (/etc/apt/sources.list{,.d/*.list}).

@@ -57,12 +57,17 @@ export async function startServer(options: {
   });
   closeSync(log);
   const baseUrl = `http://127.0.0.1:${port}`;
+  const stopWaiting = new AbortController();
   const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) =>
-      reject(new Error(`server exited with ${code} before it was ready; see ${options.logFile}`)),
-    ),
+    child.once('exit', (code) => {
+      stopWaiting.abort();
+      reject(new Error(`server exited with ${code} before it was ready; see ${options.logFile}`));
+    }),
   );
-  await Promise.race([waitForHealth(baseUrl, options.readyTimeoutMs ?? 300_000), exited]);
+  await Promise.race([
+    waitForHealth(baseUrl, options.readyTimeoutMs ?? 300_000, stopWaiting.signal),
+    exited,
+  ]);
   const signal = (name: NodeJS.Signals, group: boolean) =>
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -78,9 +83,9 @@ export async function startServer(options: {
   };
 }
 
-async function waitForHealth(baseUrl: string, timeoutMs: number): Promise<void> {
+async function waitForHealth(baseUrl: string, timeoutMs: number, stop: AbortSignal) {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !stop.aborted) {
     try {
       const response = await fetch(`${baseUrl}/health`);
       if (response.ok) return;
@@ -89,5 +94,5 @@ async function waitForHealth(baseUrl: string, timeoutMs: number): Promise<void> 
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`server at ${baseUrl} not healthy within ${timeoutMs} ms`);
+  if (!stop.aborted) throw new Error(`server at ${baseUrl} not healthy within ${timeoutMs} ms`);
 }

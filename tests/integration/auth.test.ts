@@ -4,11 +4,12 @@ import { load as loadYaml } from 'js-yaml';
 import { api, apiKey, testUser } from '../support/api.js';
 import { sandboxContainers } from '../support/docker.js';
 
-interface HttpEvent {
-  http: { method: string; path: string };
+/** An HTTP event, or another kind (the scheduled reconcile has none). */
+interface FunctionEvent {
+  http?: { method: string; path: string };
 }
 interface ServerlessConfig {
-  functions: Record<string, { events?: HttpEvent[] }>;
+  functions: Record<string, { events?: FunctionEvent[] }>;
 }
 
 /** Every HTTP route declared in serverless.yml, so a route added later is covered here too. */
@@ -16,6 +17,7 @@ function declaredRoutes(): { method: string; path: string }[] {
   const config = loadYaml(readFileSync('serverless.yml', 'utf8')) as ServerlessConfig;
   return Object.values(config.functions).flatMap((fn) =>
     (fn.events ?? []).flatMap(({ http }) => {
+      if (!http) return [];
       const path = http.path
         .replace('{sandbox_id}', 'sbx-000000000000')
         .replace('{proxy+}', 'docs');
