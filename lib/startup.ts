@@ -33,3 +33,12 @@ export function runMain(main: () => Promise<number>): void {
     },
   );
 }
+
+/**
+ * A startup check's failure as a log call: its message says what to do, so the error's own stack
+ * is left out; only what caused it (a refused connection, say) is attached.
+ */
+export function startupFailure(error: unknown): [string, Record<string, unknown>] {
+  const { message, cause } = error as Error;
+  return [message, cause === undefined ? {} : { error: cause }];
+}

@@ -1,6 +1,6 @@
 import { buildApp } from '../lib/app.js';
 import { ReconcileLoop } from '../lib/service/reconcileLoop.js';
-import { loadSettingsOrExit, runMain } from '../lib/startup.js';
+import { loadSettingsOrExit, startupFailure, runMain } from '../lib/startup.js';
 
 /**
  * `npm run reconciler`: the long-lived process that keeps this host's registry rows and sandbox
@@ -21,7 +21,7 @@ runMain(async () => {
   try {
     await app.ready();
   } catch (error) {
-    logger.error((error as Error).message, { error });
+    logger.error(...startupFailure(error));
     await app.close();
     return 1;
   }

@@ -11,7 +11,7 @@ import type { Settings } from '../lib/config.js';
 import { startEmbeddedS3, type EmbeddedS3 } from '../lib/embeddedS3.js';
 import { createLogger, type LogFormat, type Logger } from '../lib/logger.js';
 import { PROJECT_ROOT } from '../lib/projectRoot.js';
-import { loadSettingsOrExit } from '../lib/startup.js';
+import { loadSettingsOrExit, startupFailure } from '../lib/startup.js';
 
 export type LaunchMode = 'development' | 'production';
 
@@ -161,7 +161,7 @@ async function schemaIsCurrent(settings: Settings, logger: Logger): Promise<bool
     await assertSchemaCurrent(pool);
     return true;
   } catch (error) {
-    logger.error((error as Error).message, { error: (error as Error).cause ?? error });
+    logger.error(...startupFailure(error));
     return false;
   } finally {
     await pool.end();
