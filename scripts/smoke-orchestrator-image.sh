@@ -7,8 +7,8 @@
 #
 #   smoke-orchestrator-image.sh [--local-base]   (passed to build-orchestrator-image.sh)
 #
-# Needs the sandbox image (npm run image); the API's embedded S3 keeps its data in the container's
-# /tmp. Sends traffic to 127.0.0.1 only.
+# Needs the sandbox image (npm run image). The image's command is `npm run serve` (production
+# mode: no S3 configured here, so homes are not kept). Sends traffic to 127.0.0.1 only.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,15 +31,6 @@ free_port() {
 }
 port="$(free_port)"
 lambda_port="$(free_port)"
-s3_port="$(free_port)"
-
-# serve.js is the image's command; an image built before it existed runs the dev launcher instead.
-command=()
-if ! docker run --rm --name "$name-check" --network none --entrypoint test "$image" \
-  -f dist/scripts/serve.js; then
-  command=(node dist/scripts/start.js)
-  say "no dist/scripts/serve.js in $image: running ${command[*]}"
-fi
 
 say "starting $image as $name on 127.0.0.1:$port"
 docker run -d --name "$name" --network host \
@@ -47,9 +38,8 @@ docker run -d --name "$name" --network host \
   --read-only --tmpfs /tmp --tmpfs /home/matrx:uid=10001,gid=10001 \
   -v "$socket:/var/run/docker.sock:ro" --group-add "$(stat -c %g "$socket")" \
   -e MATRX_HOST=127.0.0.1 -e MATRX_PORT="$port" -e MATRX_LAMBDA_PORT="$lambda_port" \
-  -e MATRX_EMBEDDED_S3_PORT="$s3_port" -e MATRX_EMBEDDED_S3_DIR=/tmp/matrx-s3 \
   -e MATRX_DOCKER_NETWORK=none -e MATRX_LOG_FORMAT=text \
-  "$image" "${command[@]}" >/dev/null
+  "$image" >/dev/null
 
 url="http://127.0.0.1:$port/health"
 start=$SECONDS
