@@ -111,6 +111,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
       reconciler.stop();
       await service.drain();
       await store.close();
+      runtime.close();
       s3?.client.destroy();
     },
   };

@@ -94,6 +94,8 @@ export interface ContainerRuntime {
     onStarted: () => void,
   ): Promise<ReadyOutcome>;
   exec(containerId: string, request: ExecRequest): Promise<ExecResult>;
+  /** A hint that a command as this user comes soon: its exec may be started ahead of time. */
+  prepareExec(containerId: string, user: string, maxOutputBytes: number): void;
   /** Stops (gracefully within timeoutSeconds, or kills when 0); gone or stopped is success. */
   stop(containerId: string, timeoutSeconds: number): Promise<void>;
   /** Removes the container; already gone is success. */

@@ -34,6 +34,8 @@ export function canTransition(from: SandboxStatus, to: SandboxStatus): boolean {
 }
 
 export const HOT_PATH = '/home/agent';
+/** Who runs a command when the caller names no one: the sandbox image's own user. */
+export const DEFAULT_EXEC_USER = 'agent';
 export const COLD_PATH = '/data/cold';
 
 /** The labels every sandbox container carries, by which the reconciler finds them. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SANDBOX_STATUSES, USER_ID_PATTERN } from '../domain/sandbox.js';
+import { DEFAULT_EXEC_USER, SANDBOX_STATUSES, USER_ID_PATTERN } from '../domain/sandbox.js';
 
 /** The request and response schemas: they validate requests and generate /openapi.json. */
 export const MAX_EXEC_TIMEOUT_SECONDS = 600;
@@ -36,7 +36,7 @@ export function execBody(maxCommandLength: number) {
     user: z
       .string()
       .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name')
-      .default('agent'),
+      .default(DEFAULT_EXEC_USER),
   });
 }
 

@@ -5,6 +5,7 @@ import {
   TERMINAL_STATUSES,
   COLD_PATH,
   CREATED_AT_LABEL,
+  DEFAULT_EXEC_USER,
   HOST_ID_LABEL,
   HOT_PATH,
   newSandbox,
@@ -155,6 +156,7 @@ export class SandboxService {
       );
       if (outcome.ready) {
         log.info('sandbox ready', { ready_ms: Math.round(performance.now() - started) });
+        this.runtime.prepareExec(containerId, DEFAULT_EXEC_USER, this.settings.maxOutputBytes);
         return await this.#move(sandbox.sandboxId, { status: 'ready' }, 'ready marker seen');
       }
       log.warn('sandbox failed to become ready', { reason: outcome.reason });

@@ -80,6 +80,13 @@ export class FakeRuntime implements ContainerRuntime {
     };
   }
 
+  /** What prepareExec was told, as `container:user`; not a call to the engine. */
+  readonly prepared: string[] = [];
+
+  prepareExec(containerId: string, user: string): void {
+    this.prepared.push(`${containerId}:${user}`);
+  }
+
   async stop(containerId: string): Promise<void> {
     this.#call('stop');
     this.running.delete(containerId);

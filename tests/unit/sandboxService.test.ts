@@ -12,6 +12,13 @@ describe('SandboxService', () => {
     expect(runtime.calls).toEqual(['create', 'start']);
   });
 
+  it('a ready sandbox has the exec of its first command started ahead, as the default user', async () => {
+    const runtime = new FakeRuntime();
+    const { service } = serviceWith(runtime);
+    const sandbox = await service.create('alice', {});
+    expect(runtime.prepared).toEqual([`${sandbox.containerId}:agent`]);
+  });
+
   it('a sandbox that never gets ready is failed, with the reason, and its container removed', async () => {
     const runtime = new FakeRuntime();
     runtime.readyOutcome = { ready: false, reason: 'container exited with code 1' };
@@ -19,6 +26,7 @@ describe('SandboxService', () => {
     const sandbox = await service.create('alice', {});
     expect(sandbox).toMatchObject({ status: 'failed', lastError: 'container exited with code 1' });
     expect(runtime.calls).toContain('remove');
+    expect(runtime.prepared).toEqual([]);
   });
 
   it('Docker down on create: the error goes up and the sandbox is failed', async () => {

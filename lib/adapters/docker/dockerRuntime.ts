@@ -19,6 +19,7 @@ import {
 import { loggedCall } from '../callLog.js';
 import { DOCKER, dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
 import { execInContainer } from './execInContainer.js';
+import { PreparedShells } from './preparedShells.js';
 
 /** The line the sandbox image prints once it has touched the ready marker. */
 export const READY_LINE = 'matrx-sandbox: ready';
@@ -29,12 +30,21 @@ const PING_TIMEOUT_MS = 2000;
 const PIDS_LIMIT = 4096;
 
 export class DockerRuntime implements ContainerRuntime {
+  readonly #shells: PreparedShells;
+
   constructor(
     private readonly docker: Docker,
     private readonly logger: Logger,
     /** A Docker call slower than this is logged as slow. */
     private readonly slowCallMs: number,
-  ) {}
+  ) {
+    this.#shells = new PreparedShells(docker);
+  }
+
+  /** Ends the prepared shells; the Docker client itself holds nothing open. */
+  close(): void {
+    this.#shells.close();
+  }
 
   /** Every call to the engine goes through here, to be logged once. */
   #call<T>(
@@ -166,27 +176,52 @@ export class DockerRuntime implements ContainerRuntime {
       if (!state.Running) {
         return { ready: false, reason: `container exited with code ${state.ExitCode}` };
       }
-      const probe = await this.exec(containerId, {
-        command: `test -e ${READY_MARKER}`,
-        user: 'root',
-        timeoutSeconds: 5,
-        maxOutputBytes: 1024,
-      }).catch(() => null); // the container stopped meanwhile: the next inspect says so
+      // An exec of its own: a readiness probe prepares no shell for the next command.
+      const probe = await this.#call(
+        'exec',
+        containerId,
+        () =>
+          execInContainer(this.docker, containerId, {
+            command: `test -e ${READY_MARKER}`,
+            user: 'root',
+            timeoutSeconds: 5,
+            maxOutputBytes: 1024,
+          }),
+        false,
+      ).catch(() => null); // the container stopped meanwhile: the next inspect says so
       if (probe?.exitCode === 0) return { ready: true };
     }
     return { ready: false, reason: 'aborted' };
   }
 
-  exec(containerId: string, request: ExecRequest): Promise<ExecResult> {
-    return this.#call(
-      'exec',
-      containerId,
-      () => execInContainer(this.docker, containerId, request),
-      false,
-    );
+  async exec(containerId: string, request: ExecRequest): Promise<ExecResult> {
+    const prepared = this.#shells.has(containerId)
+      ? await this.#call(
+          'exec_prepared',
+          containerId,
+          () => this.#shells.run(containerId, request),
+          false,
+        )
+      : undefined;
+    const result =
+      prepared ??
+      (await this.#call(
+        'exec',
+        containerId,
+        () => execInContainer(this.docker, containerId, request),
+        false,
+      ));
+    this.prepareExec(containerId, request.user, request.maxOutputBytes);
+    return result;
+  }
+
+  prepareExec(containerId: string, user: string, maxOutputBytes: number): void {
+    // After the answer is on its way, so the engine works on it while the caller reads.
+    setImmediate(() => this.#shells.prepare(containerId, user, maxOutputBytes));
   }
 
   stop(containerId: string, timeoutSeconds: number): Promise<void> {
+    this.#shells.discard(containerId);
     const container = this.docker.getContainer(containerId);
     if (timeoutSeconds <= 0) {
       // 409: not running, which is what a kill wants.
@@ -253,6 +288,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   remove(containerId: string): Promise<void> {
+    this.#shells.discard(containerId);
     return this.#call('remove', containerId, async () => {
       try {
         await treatingAsDone([404], `remove container ${containerId}`, () =>

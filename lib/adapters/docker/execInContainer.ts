@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ExecRequest, ExecResult } from '../../ports.js';
 import { CappedOutput } from './cappedOutput.js';
@@ -27,45 +27,74 @@ for _ in 1 2 3 4 5 6 7 8; do
   [ "$found" = 0 ] && break
 done`;
 
-export async function execInContainer(
+/** A Docker exec that has been started, with its output flowing into capped buffers. */
+export interface StartedExec {
+  exec: Docker.Exec;
+  stream: Duplex;
+  /** Every process of the command carries it in its environment as MATRX_EXEC_ID. */
+  tag: string;
+  stdout: CappedOutput;
+  stderr: CappedOutput;
+  /** Resolves once the output stream has ended, whatever ended it. */
+  ended: Promise<void>;
+}
+
+/** When the in-container `timeout` kills a command whose orchestrator is gone. */
+export function backstopSeconds(timeoutSeconds: number): number {
+  return timeoutSeconds + BACKSTOP_GRACE_SECONDS;
+}
+
+export async function startExec(
   docker: Docker,
   containerId: string,
-  request: ExecRequest,
-): Promise<ExecResult> {
+  options: {
+    cmd: string[];
+    user: string;
+    maxOutputBytes: number;
+    /** Keeps the exec's stdin open for the caller to write to. */
+    stdin?: boolean;
+    /** Sees stdout before the capped buffer does. */
+    stdoutFilter?: (capped: CappedOutput) => Writable;
+  },
+): Promise<StartedExec> {
   const tag = randomBytes(8).toString('hex');
-  const container = docker.getContainer(containerId);
   let exec: Docker.Exec;
   let stream: Duplex;
   try {
-    exec = await container.exec({
-      Cmd: [
-        'timeout',
-        '-s',
-        'KILL',
-        String(request.timeoutSeconds + BACKSTOP_GRACE_SECONDS),
-        'bash',
-        '-c',
-        request.command,
-      ],
-      User: request.user,
+    exec = await docker.getContainer(containerId).exec({
+      Cmd: options.cmd,
+      User: options.user,
       Env: [`MATRX_EXEC_ID=${tag}`],
+      AttachStdin: options.stdin ?? false,
       AttachStdout: true,
       AttachStderr: true,
     });
-    stream = await exec.start({ hijack: true, stdin: false });
+    stream = await exec.start({ hijack: true, stdin: options.stdin ?? false });
   } catch (error) {
     throw toServiceError(error, `exec in container ${containerId}`);
   }
-
-  const stdout = new CappedOutput(request.maxOutputBytes);
-  const stderr = new CappedOutput(request.maxOutputBytes);
-  docker.modem.demuxStream(stream, stdout, stderr);
+  const stdout = new CappedOutput(options.maxOutputBytes);
+  const stderr = new CappedOutput(options.maxOutputBytes);
+  docker.modem.demuxStream(stream, options.stdoutFilter?.(stdout) ?? stdout, stderr);
   const ended = new Promise<void>((resolve) => {
     stream.once('end', resolve);
     stream.once('close', resolve);
     stream.once('error', () => resolve());
   });
+  return { exec, stream, tag, stdout, stderr, ended };
+}
 
+/**
+ * Waits for a started command until it ends or its timeout passes; past it, kills everything the
+ * command started and answers 124.
+ */
+export async function finishExec(
+  docker: Docker,
+  containerId: string,
+  started: StartedExec,
+  request: ExecRequest,
+): Promise<ExecResult> {
+  const { stream, stdout, stderr, ended } = started;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), request.timeoutSeconds * 1000);
@@ -74,12 +103,12 @@ export async function execInContainer(
   clearTimeout(timer);
 
   if (outcome === 'timeout') {
-    await killTagged(docker, containerId, tag, request.user);
+    await killTagged(docker, containerId, started.tag, request.user);
     await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, DRAIN_AFTER_KILL_MS))]);
     stream.destroy();
     return collect(TIMEOUT_EXIT_CODE, true);
   }
-  return collect(await exitCodeOf(exec), false);
+  return collect(await exitCodeOf(started.exec), false);
 
   function collect(exitCode: number, timedOut: boolean): ExecResult {
     return {
@@ -91,6 +120,28 @@ export async function execInContainer(
       timedOut,
     };
   }
+}
+
+/** One command, in an exec of its own: what every command costs without a prepared shell. */
+export async function execInContainer(
+  docker: Docker,
+  containerId: string,
+  request: ExecRequest,
+): Promise<ExecResult> {
+  const started = await startExec(docker, containerId, {
+    cmd: [
+      'timeout',
+      '-s',
+      'KILL',
+      String(backstopSeconds(request.timeoutSeconds)),
+      'bash',
+      '-c',
+      request.command,
+    ],
+    user: request.user,
+    maxOutputBytes: request.maxOutputBytes,
+  });
+  return finishExec(docker, containerId, started, request);
 }
 
 /**
