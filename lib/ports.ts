@@ -31,7 +31,8 @@ export interface SandboxStore {
    * a ConflictError.
    */
   updateStatus(sandboxId: string, change: StatusChange): Promise<StatusUpdate | null>;
-  touchHeartbeat(sandboxId: string, at: Date): Promise<Sandbox | null>;
+  /** Records a heartbeat of a sandbox this host runs; null when there is no such sandbox here. */
+  touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null>;
   /**
    * Runs `work` unless another process holds the same lock (then resolves false without running
    * it): one reconcile pass at a time per host.

@@ -237,10 +237,13 @@ export class SandboxService {
     return result;
   }
 
+  /** One write when the sandbox runs here; only a refused heartbeat reads it to say why. */
   async heartbeat(sandboxId: string): Promise<Sandbox> {
-    await this.#getLocal(sandboxId);
-    const sandbox = await this.store.touchHeartbeat(sandboxId, new Date());
-    if (!sandbox) throw sandboxNotFound(sandboxId);
+    const sandbox = await this.store.touchHeartbeat(sandboxId, this.settings.hostId, new Date());
+    if (!sandbox) {
+      await this.#getLocal(sandboxId);
+      throw sandboxNotFound(sandboxId);
+    }
     this.#log(sandbox).debug('heartbeat');
     return sandbox;
   }

@@ -121,8 +121,11 @@ describe.each(stores)('SandboxStore contract: %s', (_name, storeOf) => {
     const sandbox = sandboxOf('beat');
     await store.save(sandbox);
     const at = new Date();
-    expect((await store.touchHeartbeat(sandbox.sandboxId, at))?.lastHeartbeatAt).toEqual(at);
-    expect(await store.touchHeartbeat('sbx-000000000000', at)).toBeNull();
+    expect(await store.touchHeartbeat(sandbox.sandboxId, 'another-host', at)).toBeNull();
+    expect((await store.get(sandbox.sandboxId))?.lastHeartbeatAt).toBeNull();
+    const touched = await store.touchHeartbeat(sandbox.sandboxId, sandbox.hostId, at);
+    expect(touched?.lastHeartbeatAt).toEqual(at);
+    expect(await store.touchHeartbeat('sbx-000000000000', sandbox.hostId, at)).toBeNull();
     await store.delete(sandbox.sandboxId);
     expect(await store.get(sandbox.sandboxId)).toBeNull();
   });

@@ -65,9 +65,9 @@ export class MemorySandboxStore implements SandboxStore {
     return { sandbox: structuredClone(sandbox), previous };
   }
 
-  async touchHeartbeat(sandboxId: string, at: Date): Promise<Sandbox | null> {
+  async touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null> {
     const sandbox = this.#sandboxes.get(sandboxId);
-    if (!sandbox) return null;
+    if (!sandbox || sandbox.hostId !== hostId) return null;
     sandbox.lastHeartbeatAt = at;
     return structuredClone(sandbox);
   }

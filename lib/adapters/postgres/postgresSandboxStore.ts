@@ -191,11 +191,11 @@ export class PostgresSandboxStore implements SandboxStore {
     );
   }
 
-  async touchHeartbeat(sandboxId: string, at: Date): Promise<Sandbox | null> {
+  async touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null> {
     const rows = await this.#query<SandboxRow>(
       'touch_heartbeat',
-      'UPDATE sandboxes SET last_heartbeat_at = $2 WHERE sandbox_id = $1 RETURNING *',
-      [sandboxId, at],
+      'UPDATE sandboxes SET last_heartbeat_at = $3 WHERE sandbox_id = $1 AND host_id = $2 RETURNING *',
+      [sandboxId, hostId, at],
     );
     return rows[0] ? fromRow(rows[0]) : null;
   }
