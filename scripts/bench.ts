@@ -18,6 +18,12 @@ const CREATES = Number(process.env.BENCH_CREATES ?? 20);
 const EXECS = Number(process.env.BENCH_EXECS ?? 200);
 const IMAGE = process.env.MATRX_SANDBOX_IMAGE ?? 'matrx-sandbox:latest';
 const HOME_ROUNDS = Number(process.env.BENCH_HOME_ROUNDS ?? 3);
+/**
+ * The pause before each timed operation, on both sides: an agent thinks between commands, and the
+ * pause lets what one operation left running in the background settle before the next is timed.
+ */
+const PAUSE_MS = Number(process.env.BENCH_PAUSE_MS ?? 100);
+const BACK_TO_BACK = Number(process.env.BENCH_BACK_TO_BACK ?? 50);
 const USER = `bench-${process.pid}`;
 
 const docker = new Docker();
@@ -92,6 +98,8 @@ async function rawExec(container: Docker.Container): Promise<void> {
   await exec.inspect();
 }
 
+const pause = () => new Promise((resolve) => setTimeout(resolve, PAUSE_MS));
+
 function stats(samples: number[]) {
   const sorted = [...samples].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
@@ -120,6 +128,8 @@ async function main(): Promise<void> {
   const rawCreate: number[] = [];
   const apiExec: number[] = [];
   const rawExecs: number[] = [];
+  const apiBackToBack: number[] = [];
+  const rawBackToBack: number[] = [];
   let homes: HomeTimings | undefined;
   let registry: RegistryTimings | undefined;
   try {
@@ -130,6 +140,7 @@ async function main(): Promise<void> {
 
     for (let i = 0; i < CREATES; i += 1) {
       let id = '';
+      await pause();
       apiCreate.push(
         await timed(async () => {
           id = String((await call(base, 'POST', '/sandboxes', { user_id: USER })).sandbox_id);
@@ -137,6 +148,7 @@ async function main(): Promise<void> {
       );
       await call(base, 'DELETE', `/sandboxes/${id}?graceful=false`);
       let container: Docker.Container | undefined;
+      await pause();
       rawCreate.push(
         await timed(async () => {
           container = await rawCreateReady(`${USER}-${i}`);
@@ -156,14 +168,29 @@ async function main(): Promise<void> {
     const apiOnce = () =>
       call(base, 'POST', `/sandboxes/${sandboxId}/exec`, { command: 'echo hi' });
     // Alternating which side goes first cancels what one call leaves for the next.
+    const apiTimed = async (samples: number[]) => {
+      await pause();
+      samples.push(await timed(apiOnce));
+    };
+    const rawTimed = async (samples: number[]) => {
+      await pause();
+      samples.push(await timed(() => rawExec(container)));
+    };
     for (let i = 0; i < EXECS; i += 1) {
       if (i % 2 === 0) {
-        apiExec.push(await timed(apiOnce));
-        rawExecs.push(await timed(() => rawExec(container)));
+        await apiTimed(apiExec);
+        await rawTimed(rawExecs);
       } else {
-        rawExecs.push(await timed(() => rawExec(container)));
-        apiExec.push(await timed(apiOnce));
+        await rawTimed(rawExecs);
+        await apiTimed(apiExec);
       }
+    }
+    // No pause: each command follows the previous one's answer at once.
+    await pause();
+    for (let i = 0; i < BACK_TO_BACK; i += 1) apiBackToBack.push(await timed(apiOnce));
+    await pause();
+    for (let i = 0; i < BACK_TO_BACK; i += 1) {
+      rawBackToBack.push(await timed(() => rawExec(container)));
     }
     await call(base, 'DELETE', `/sandboxes/${sandboxId}?graceful=false`);
     homes = await benchHomes(
@@ -189,10 +216,11 @@ async function main(): Promise<void> {
   }
 
   console.log(
-    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs, ${HOME_ROUNDS} home rounds, image ${IMAGE}, network none`,
+    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${HOME_ROUNDS} home rounds, image ${IMAGE}, network none`,
   );
   row('create-to-ready', apiCreate, rawCreate);
   row('exec echo hi', apiExec, rawExecs);
+  row('exec back-to-back', apiBackToBack, rawBackToBack);
   if (homes) {
     row('home save 50 MB', homes.save, homes.rawUpload);
     row('home restore 50 MB', homes.restore, homes.rawDownload);
