@@ -63,7 +63,12 @@ const exec = (id: string, command: string) =>
   call<ExecReply>('POST', `/sandboxes/${id}/exec`, { command });
 
 async function status(id: string) {
-  return (await call<WireSandbox & { last_error: string | null }>('GET', `/sandboxes/${id}`)).body;
+  return (
+    await call<WireSandbox & { last_error: string | null; last_heartbeat_at: string | null }>(
+      'GET',
+      `/sandboxes/${id}`,
+    )
+  ).body;
 }
 
 /** A pass that acts on anything, however young or recently changed. */
@@ -120,7 +125,8 @@ describe('the registry in Postgres', () => {
     expect(ran.status).toBe(409);
     expect(JSON.stringify(ran.body)).toContain('some-other-host');
     expect((await call('DELETE', `/sandboxes/${id}`)).status).toBe(409);
-    expect((await status(id)).status).toBe('running');
+    expect((await call('POST', `/sandboxes/${id}/heartbeat`)).status).toBe(409);
+    expect(await status(id)).toMatchObject({ status: 'running', last_heartbeat_at: null });
   });
 });
 
