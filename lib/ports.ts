@@ -24,6 +24,8 @@ export interface SandboxStore {
   get(sandboxId: string): Promise<Sandbox | null>;
   /** Oldest first. */
   list(filter?: SandboxFilter): Promise<Sandbox[]>;
+  /** How many `list` would return, without reading them. */
+  count(filter?: SandboxFilter): Promise<number>;
   delete(sandboxId: string): Promise<void>;
   /**
    * Moves a sandbox to a new status if the lifecycle table allows it, in one atomic step; returns

@@ -121,13 +121,13 @@ export class SandboxService {
     const { homes } = this;
     const [[docker], [registry, active], [storage]] = await Promise.all([
       probe(() => this.runtime.ping()),
-      probe(() => this.store.list({ hostId, statuses: ACTIVE_STATUSES })),
+      probe(() => this.store.count({ hostId, statuses: ACTIVE_STATUSES })),
       homes ? probe(() => homes.checkStorage()) : probe(async () => undefined),
     ]);
     const healthy = docker.reachable && registry.reachable && storage.reachable;
     return {
       status: healthy ? 'healthy' : 'degraded',
-      active_sandboxes: active?.length ?? 0,
+      active_sandboxes: active ?? 0,
       uptime_seconds: Math.floor((Date.now() - this.#startedAt) / 1000),
       host_id: hostId,
       docker,

@@ -56,7 +56,7 @@ describe.each(stores)('SandboxStore contract: %s', (_name, storeOf) => {
     expect(await store.get('sbx-000000000000')).toBeNull();
   });
 
-  it('lists oldest first, filtered by user, host and status', async () => {
+  it('lists oldest first, and counts, filtered by user, host and status', async () => {
     const store = storeOf();
     const t = Date.now();
     const older = sandboxOf('list', 'host-a', new Date(t - 2000));
@@ -71,6 +71,10 @@ describe.each(stores)('SandboxStore contract: %s', (_name, storeOf) => {
     const starting = await store.list({ userId: older.userId, statuses: ['starting', 'ready'] });
     expect(starting.map((s) => s.sandboxId)).toEqual([older.sandboxId]);
     expect((await store.list()).length).toBeGreaterThanOrEqual(2);
+    expect(await store.count({ userId: older.userId })).toBe(2);
+    expect(await store.count({ userId: older.userId, hostId: 'host-b' })).toBe(1);
+    expect(await store.count({ userId: older.userId, statuses: ['starting', 'ready'] })).toBe(1);
+    expect(await store.count({ userId: 'nobody-at-all' })).toBe(0);
   });
 
   it('returns copies: changing one does not change the registry', async () => {

@@ -31,17 +31,23 @@ export class MemorySandboxStore implements SandboxStore {
   }
 
   async list(filter: SandboxFilter = {}): Promise<Sandbox[]> {
-    this.#forgetOldStopped();
-    const { userId, hostId, statuses } = filter;
-    return [...this.#sandboxes.values()]
-      .filter(
-        (sandbox) =>
-          (userId === undefined || sandbox.userId === userId) &&
-          (hostId === undefined || sandbox.hostId === hostId) &&
-          (statuses === undefined || statuses.includes(sandbox.status)),
-      )
+    return this.#matching(filter)
       .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
       .map((sandbox) => structuredClone(sandbox));
+  }
+
+  async count(filter: SandboxFilter = {}): Promise<number> {
+    return this.#matching(filter).length;
+  }
+
+  #matching({ userId, hostId, statuses }: SandboxFilter): Sandbox[] {
+    this.#forgetOldStopped();
+    return [...this.#sandboxes.values()].filter(
+      (sandbox) =>
+        (userId === undefined || sandbox.userId === userId) &&
+        (hostId === undefined || sandbox.hostId === hostId) &&
+        (statuses === undefined || statuses.includes(sandbox.status)),
+    );
   }
 
   async delete(sandboxId: string): Promise<void> {

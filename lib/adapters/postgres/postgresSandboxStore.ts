@@ -136,22 +136,23 @@ export class PostgresSandboxStore implements SandboxStore {
   }
 
   async list(filter: SandboxFilter = {}): Promise<Sandbox[]> {
-    const conditions: string[] = [];
-    const params: unknown[] = [];
-    const where = (column: string, operator: string, value: unknown) => {
-      params.push(value);
-      conditions.push(`${column} ${operator.replace('?', `$${params.length}`)}`);
-    };
-    if (filter.userId !== undefined) where('user_id', '= ?', filter.userId);
-    if (filter.hostId !== undefined) where('host_id', '= ?', filter.hostId);
-    if (filter.statuses !== undefined) where('status', '= ANY(?)', filter.statuses);
+    const { where, params } = whereOf(filter);
     const rows = await this.#query<SandboxRow>(
       'list',
-      `SELECT * FROM sandboxes ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''}
-       ORDER BY created_at, sandbox_id`,
+      `SELECT * FROM sandboxes ${where} ORDER BY created_at, sandbox_id`,
       params,
     );
     return rows.map(fromRow);
+  }
+
+  async count(filter: SandboxFilter = {}): Promise<number> {
+    const { where, params } = whereOf(filter);
+    const rows = await this.#query<{ count: string }>(
+      'count',
+      `SELECT count(*) FROM sandboxes ${where}`,
+      params,
+    );
+    return Number(rows[0]?.count ?? 0);
   }
 
   async delete(sandboxId: string): Promise<void> {
@@ -235,4 +236,18 @@ export class PostgresSandboxStore implements SandboxStore {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** The WHERE clause of a filter, with its values as parameters. */
+function whereOf(filter: SandboxFilter): { where: string; params: unknown[] } {
+  const conditions: string[] = [];
+  const params: unknown[] = [];
+  const add = (column: string, operator: string, value: unknown) => {
+    params.push(value);
+    conditions.push(`${column} ${operator.replace('?', `$${params.length}`)}`);
+  };
+  if (filter.userId !== undefined) add('user_id', '= ?', filter.userId);
+  if (filter.hostId !== undefined) add('host_id', '= ?', filter.hostId);
+  if (filter.statuses !== undefined) add('status', '= ANY(?)', filter.statuses);
+  return { where: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
 }
