@@ -195,6 +195,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async exec(containerId: string, request: ExecRequest): Promise<ExecResult> {
+    this.#shells.holdOff(containerId);
     const prepared = this.#shells.has(containerId)
       ? await this.#call(
           'exec_prepared',
@@ -216,8 +217,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   prepareExec(containerId: string, user: string, maxOutputBytes: number): void {
-    // After the answer is on its way, so the engine works on it while the caller reads.
-    setImmediate(() => this.#shells.prepare(containerId, user, maxOutputBytes));
+    this.#shells.prepareSoon(containerId, user, maxOutputBytes);
   }
 
   stop(containerId: string, timeoutSeconds: number): Promise<void> {

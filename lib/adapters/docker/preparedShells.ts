@@ -15,6 +15,12 @@ IFS= read -r -d '' matrx_command || exit 0
 printf +
 exec timeout -s KILL "$matrx_seconds" bash -c "$matrx_command" </dev/null`;
 
+/**
+ * How long after a command a shell starts. A caller that sends its next command at once is better
+ * served by an exec of its own than by one competing with a shell still starting.
+ */
+const PREPARE_AFTER_MS = 10;
+
 interface PreparedShell {
   user: string;
   maxOutputBytes: number;
@@ -33,6 +39,7 @@ interface PreparedShell {
  */
 export class PreparedShells {
   readonly #byContainer = new Map<string, Promise<PreparedShell | undefined>>();
+  readonly #scheduled = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly docker: Docker) {}
 
@@ -66,8 +73,24 @@ export class PreparedShells {
     return finishExec(this.docker, containerId, shell.started, request);
   }
 
-  /** Starts the container's next shell in the background, unless it has one. */
-  prepare(containerId: string, user: string, maxOutputBytes: number): void {
+  /** Starts the container's next shell shortly, unless a command comes first or it has one. */
+  prepareSoon(containerId: string, user: string, maxOutputBytes: number): void {
+    this.holdOff(containerId);
+    const timer = setTimeout(() => {
+      this.#scheduled.delete(containerId);
+      this.#prepare(containerId, user, maxOutputBytes);
+    }, PREPARE_AFTER_MS);
+    timer.unref();
+    this.#scheduled.set(containerId, timer);
+  }
+
+  /** A command came: a shell not started yet would only compete with it. */
+  holdOff(containerId: string): void {
+    clearTimeout(this.#scheduled.get(containerId));
+    this.#scheduled.delete(containerId);
+  }
+
+  #prepare(containerId: string, user: string, maxOutputBytes: number): void {
     if (this.#byContainer.has(containerId)) return;
     const shell = this.#start(containerId, user, maxOutputBytes).catch(() => undefined);
     this.#byContainer.set(containerId, shell);
@@ -83,13 +106,15 @@ export class PreparedShells {
 
   /** Ends the container's shell, if it has one: its container is stopping. */
   discard(containerId: string): void {
+    this.holdOff(containerId);
     const shell = this.#byContainer.get(containerId);
     this.#byContainer.delete(containerId);
     void shell?.then((prepared) => prepared?.started.stream.destroy());
   }
 
   close(): void {
-    for (const containerId of [...this.#byContainer.keys()]) this.discard(containerId);
+    const containers = new Set([...this.#byContainer.keys(), ...this.#scheduled.keys()]);
+    for (const containerId of containers) this.discard(containerId);
   }
 
   #forget(containerId: string, shell: Promise<PreparedShell | undefined>): void {
