@@ -1,4 +1,4 @@
-import { UnavailableError } from '../errors.js';
+import { NotFoundError, UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 export interface CallTarget {
@@ -11,8 +11,8 @@ export interface CallTarget {
 }
 
 /**
- * Runs one call to Docker or S3 and logs it once: routine successes at DEBUG, slow ones at
- * WARNING, failures at WARNING (the caller's mistake) or ERROR (the dependency is down).
+ * Runs one call to Docker or S3 and logs it once: routine successes and "not found" at DEBUG, slow
+ * ones at WARNING, failures at WARNING (the caller's mistake) or ERROR (the dependency is down).
  */
 export async function loggedCall<T>(
   logger: Logger,
@@ -38,6 +38,15 @@ export async function loggedCall<T>(
     }
     return result;
   } catch (error) {
+    if (error instanceof NotFoundError) {
+      // Often the answer the caller hoped for (already gone, nothing saved yet); it decides.
+      logger.debug(`${dependency} call found nothing`, {
+        ...fields(),
+        outcome: 'not_found',
+        reason: error.message,
+      });
+      throw error;
+    }
     const failed = { ...fields(), outcome: 'error', error };
     if (error instanceof UnavailableError) logger.error(`${dependency} call failed`, failed);
     else logger.warn(`${dependency} call failed`, failed);
