@@ -114,6 +114,15 @@ describe('prepared shells', () => {
     expect(ran.stdout).toBe(`${shell?.pid}\n`);
   });
 
+  it('leave a long command to an exec of its own, which reads it faster', async () => {
+    await runtime.exec(containerId, request('true'));
+    const shell = await shellFor('agent');
+    const ran = await runtime.exec(containerId, request(`: '${'x'.repeat(70_000)}'; echo $PPID`));
+    expect(ran.exitCode).toBe(0);
+    expect(ran.stdout).toMatch(/^\d+\n$/);
+    expect(ran.stdout).not.toBe(`${shell.pid}\n`);
+  });
+
   it('pass stdout, stderr, exit codes and caps through unchanged', async () => {
     await runtime.exec(containerId, request('true'));
     await shellFor('agent');
