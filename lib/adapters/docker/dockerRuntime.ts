@@ -38,7 +38,9 @@ export class DockerRuntime implements ContainerRuntime {
     /** A Docker call slower than this is logged as slow. */
     private readonly slowCallMs: number,
   ) {
-    this.#shells = new PreparedShells(docker);
+    this.#shells = new PreparedShells(docker, (containerId, start) =>
+      this.#call('start_shell', containerId, start, false),
+    );
   }
 
   /** Ends the prepared shells; the Docker client itself holds nothing open. */
@@ -177,18 +179,12 @@ export class DockerRuntime implements ContainerRuntime {
         return { ready: false, reason: `container exited with code ${state.ExitCode}` };
       }
       // An exec of its own: a readiness probe prepares no shell for the next command.
-      const probe = await this.#call(
-        'exec',
-        containerId,
-        () =>
-          execInContainer(this.docker, containerId, {
-            command: `test -e ${READY_MARKER}`,
-            user: 'root',
-            timeoutSeconds: 5,
-            maxOutputBytes: 1024,
-          }),
-        false,
-      ).catch(() => null); // the container stopped meanwhile: the next inspect says so
+      const probe = await this.#ownExec(containerId, {
+        command: `test -e ${READY_MARKER}`,
+        user: 'root',
+        timeoutSeconds: 5,
+        maxOutputBytes: 1024,
+      }).catch(() => null); // the container stopped meanwhile: the next inspect says so
       if (probe?.exitCode === 0) return { ready: true };
     }
     return { ready: false, reason: 'aborted' };
@@ -204,16 +200,19 @@ export class DockerRuntime implements ContainerRuntime {
           false,
         )
       : undefined;
-    const result =
-      prepared ??
-      (await this.#call(
-        'exec',
-        containerId,
-        () => execInContainer(this.docker, containerId, request),
-        false,
-      ));
+    const result = prepared ?? (await this.#ownExec(containerId, request));
     this.prepareExec(containerId, request.user, request.maxOutputBytes);
     return result;
+  }
+
+  /** The command in an exec started for it alone. */
+  #ownExec(containerId: string, request: ExecRequest): Promise<ExecResult> {
+    return this.#call(
+      'exec',
+      containerId,
+      () => execInContainer(this.docker, containerId, request),
+      false,
+    );
   }
 
   prepareExec(containerId: string, user: string, maxOutputBytes: number): void {

@@ -46,7 +46,14 @@ export class PreparedShells {
   readonly #byContainer = new Map<string, Promise<PreparedShell | undefined>>();
   readonly #scheduled = new Map<string, NodeJS.Timeout>();
 
-  constructor(private readonly docker: Docker) {}
+  constructor(
+    private readonly docker: Docker,
+    /** Logs a shell's start as the runtime logs every call to the engine. */
+    private readonly logged: (
+      containerId: string,
+      start: () => Promise<StartedExec>,
+    ) => Promise<StartedExec>,
+  ) {}
 
   has(containerId: string): boolean {
     return this.#byContainer.has(containerId);
@@ -130,13 +137,15 @@ export class PreparedShells {
   async #start(containerId: string, user: string, maxOutputBytes: number): Promise<PreparedShell> {
     let acknowledge: (read: boolean) => void = () => undefined;
     const acknowledged = new Promise<boolean>((resolve) => (acknowledge = resolve));
-    const started = await startExec(this.docker, containerId, {
-      cmd: ['bash', '-c', SHELL_SCRIPT],
-      user,
-      maxOutputBytes,
-      stdin: true,
-      stdoutFilter: (capped) => withoutFirstByte(capped, () => acknowledge(true)),
-    });
+    const started = await this.logged(containerId, () =>
+      startExec(this.docker, containerId, {
+        cmd: ['bash', '-c', SHELL_SCRIPT],
+        user,
+        maxOutputBytes,
+        stdin: true,
+        stdoutFilter: (capped) => withoutFirstByte(capped, () => acknowledge(true)),
+      }),
+    );
     // An idle shell must not keep the process alive; run() refs it while a command runs.
     socketOf(started)?.unref();
     const shell: PreparedShell = { user, maxOutputBytes, started, acknowledged, ended: false };
