@@ -55,7 +55,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
     runtime,
     {
       hostId: settings.HOST_ID,
-      storeKind: pool ? 'postgres' : 'memory',
+      storeKind: settings.SANDBOX_STORE,
       image: settings.SANDBOX_IMAGE,
       network: settings.DOCKER_NETWORK,
       cpuLimit: settings.CONTAINER_CPU_LIMIT,
