@@ -14,8 +14,8 @@ type Middleware = MiddlewareObj<APIGatewayProxyEvent, HttpResponse>;
 
 /**
  * The middleware every endpoint shares, in order: the request log (outermost, so it sees the final
- * status), the error mapper, the refusal of new requests while shutting down, then the API key check, so a rejected request never reaches body
- * parsing, validation or a handler.
+ * status), the error mapper, the refusal of new requests while shutting down, then the API key
+ * check, so a rejected request never reaches body parsing, validation or a handler.
  */
 export function baseStack(options: { requiresKey: boolean } = { requiresKey: true }) {
   const stack = middy<APIGatewayProxyEvent, HttpResponse>()
