@@ -22,7 +22,9 @@ export interface App {
   routes: Routes;
   service: SandboxService;
   reconciler: Reconciler;
-  /** Resolves once the registry can be used: a current schema, or (memory) live sandboxes adopted. */
+  /**
+   * Resolves once the registry can be used: a current schema, or (memory) live sandboxes adopted.
+   */
   ready(): Promise<void>;
   close(): Promise<void>;
 }

@@ -75,7 +75,7 @@ const settingsSchema = z.object({
   RECONCILE_INTERVAL_SECONDS: int(1, 24 * 3600).default(30),
   /** Sandboxes younger than this are left to the request that is creating them. */
   RECONCILE_GRACE_SECONDS: int(0, 3600).default(30),
-  /** A create or shutdown with no progress for this long was interrupted; the reconciler ends it. */
+  /** A create or shutdown with no progress this long was interrupted; the reconciler ends it. */
   RECONCILE_STUCK_SECONDS: int(0, 24 * 3600).default(900),
   RECONCILE_CONCURRENCY: int(1, 64).default(4),
   /** On SIGTERM, requests in flight get this long to finish: an exec may run 600 s. */

@@ -25,8 +25,8 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts the real API the way `npm start` (or `npm run serve`) does, from dist/ (so build first), on free
- * loopback ports, and resolves once /health answers. Its output goes to `logFile`.
+ * Starts the real API the way `npm start` (or `npm run serve`) does, from dist/ (so build first),
+ * on free loopback ports, and resolves once /health answers. Its output goes to `logFile`.
  */
 export async function startServer(options: {
   env: Record<string, string>;

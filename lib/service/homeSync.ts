@@ -201,7 +201,8 @@ export class HomeSync {
    * A container that is gone is a NotFoundError: its files went with it.
    */
   async save(userId: string, containerId: string): Promise<SaveSummary> {
-    // Files the image brought and the agent left alone (its dotfiles) are the image's, not the user's.
+    // Files the image brought and the agent left alone (its dotfiles) are the image's, not the
+    // user's.
     // Asked first: a container that is gone fails here, before the manifest read could mistake it.
     const changed = await this.runtime.changedPaths(containerId, HOT_PATH);
     const snapshot = await this.#readManifest(containerId);
