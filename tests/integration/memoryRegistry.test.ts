@@ -7,6 +7,7 @@ import { startServer, type RunningServer } from '../../scripts/serverProcess.js'
 import { api, testUser } from '../support/api.js';
 import { docker, sandboxContainers } from '../support/docker.js';
 import type { ExecReply, WireSandbox } from '../support/sandboxes.js';
+import { until } from '../support/until.js';
 
 /**
  * With the memory registry there is no separate reconciler: the API adopts its host's sandbox
@@ -44,14 +45,6 @@ async function start(extra: Record<string, string> = {}) {
 
 const call = <T = Record<string, unknown>>(method: string, path: string, json?: unknown) =>
   api<T>(method, path, { base: server?.baseUrl, json, headers: {} });
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 describe('the memory registry across restarts', () => {
   it('a restarted API adopts its live sandboxes: listed, and exec works', async () => {

@@ -6,6 +6,7 @@ import { createLogger } from '../../lib/logger.js';
 import type { ExecRequest } from '../../lib/ports.js';
 import { testUser } from '../support/api.js';
 import { docker } from '../support/docker.js';
+import { until } from '../support/until.js';
 
 /**
  * The Docker adapter on its own, against the real engine: a command run in a prepared shell must
@@ -52,19 +53,15 @@ async function preparedShells(): Promise<{ user: string; pid: number }[]> {
 /** Waits for the one shell prepared for `user`, and returns it. */
 async function shellFor(user: string): Promise<{ user: string; pid: number }> {
   let found: { user: string; pid: number }[] = [];
-  await eventually(async () => {
-    found = (await preparedShells()).filter((shell) => shell.user === user);
-    return found.length === 1;
-  });
+  await until(
+    `one shell is prepared for ${user}`,
+    async () => {
+      found = (await preparedShells()).filter((shell) => shell.user === user);
+      return found.length === 1;
+    },
+    { timeoutMs: 10_000 },
+  );
   return found[0] as { user: string; pid: number };
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 beforeAll(async () => {
@@ -196,6 +193,8 @@ describe('prepared shells', () => {
     await runtime.exec(containerId, request('true'));
     await shellFor('agent');
     runtime.close();
-    await eventually(async () => (await preparedShells()).length === 0);
+    await until('no shell is left', async () => (await preparedShells()).length === 0, {
+      timeoutMs: 10_000,
+    });
   });
 });

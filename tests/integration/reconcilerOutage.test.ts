@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startPostgresServer, type PostgresServer } from '../../scripts/postgresServer.js';
 import { testDatabase, type TestDatabase } from '../support/postgres.js';
 import { passSummaries, startReconciler } from '../support/reconcilerProcess.js';
+import { until } from '../support/until.js';
 
 /** A Postgres of this suite's own, so it can be stopped under a running reconciler. */
 let postgres: PostgresServer;
@@ -18,14 +19,6 @@ afterAll(async () => {
   await database?.drop().catch(() => undefined);
   await postgres?.destroy();
 });
-
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('the reconciler process when Postgres goes away', () => {
   it('does nothing while it is down, says why, and converges once it is back; SIGTERM exits 0', async () => {

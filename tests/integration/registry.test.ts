@@ -11,6 +11,7 @@ import { docker, sandboxContainers } from '../support/docker.js';
 import { testDatabase, type TestDatabase } from '../support/postgres.js';
 import { passSummaries, reconcileOnce } from '../support/reconcilerProcess.js';
 import type { ExecReply, WireSandbox } from '../support/sandboxes.js';
+import { until } from '../support/until.js';
 
 /** The API and the reconciler on a real Postgres, with an S3 of this suite's own. */
 let database: TestDatabase;
@@ -220,11 +221,13 @@ describe('the reconciler', () => {
   it('the API killed with SIGKILL in the middle of a create: after a pass nothing is stuck', async () => {
     const user = testUser('killed');
     const creating = call('POST', '/sandboxes', { user_id: user }).catch(() => null);
-    const deadline = Date.now() + 30_000;
-    while ((await sandboxContainers(user)).length === 0) {
-      if (Date.now() > deadline) throw new Error('the create never made a container');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await until(
+      'the create made a container',
+      async () => (await sandboxContainers(user)).length > 0,
+      {
+        intervalMs: 20,
+      },
+    );
     await server.kill();
     await creating;
     const pass = await reconcileOnce({ ...env, ...eager });

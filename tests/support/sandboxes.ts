@@ -1,6 +1,7 @@
 import { expect } from '@jest/globals';
 import { api } from './api.js';
 import { sandboxContainers } from './docker.js';
+import { until } from './until.js';
 
 export interface WireSandbox {
   sandbox_id: string;
@@ -31,11 +32,13 @@ export function exec(sandboxId: string, command: string, extra: Record<string, u
 
 /** Containers are gone asynchronously after /complete: wait for Docker to agree, boundedly. */
 export async function waitUntilNoContainers(userId: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await sandboxContainers(userId)).length > 0) {
-    if (Date.now() > deadline) throw new Error(`containers of ${userId} still there`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await until(
+    `no container of ${userId} is left`,
+    async () => (await sandboxContainers(userId)).length === 0,
+    {
+      timeoutMs,
+    },
+  );
 }
 
 export async function deleteAll(userId: string): Promise<void> {
