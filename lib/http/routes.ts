@@ -18,6 +18,7 @@ export interface RouteSpec {
 const notFound = { description: 'Sandbox not found', schema: s.errorResponse };
 const invalid = { description: 'Validation error', schema: s.validationErrorResponse };
 const dockerDown = { description: 'Docker engine unavailable', schema: s.errorResponse };
+const s3Down = { description: 'S3 unavailable', schema: s.errorResponse };
 
 /** Every API route, once: handlers validate with it and /openapi.json is generated from it. */
 export function buildRoutes(limits: { maxCommandLength: number }) {
@@ -135,7 +136,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       responses: {
         200: { description: 'Sizes and counts', schema: s.storageUsageResponse },
         422: invalid,
-        503: { description: 'S3 unavailable', schema: s.errorResponse },
+        503: s3Down,
       },
     },
     deleteStorage: {
@@ -148,7 +149,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       responses: {
         200: { description: 'How many objects were deleted', schema: s.storageDeletedResponse },
         422: invalid,
-        503: { description: 'S3 unavailable', schema: s.errorResponse },
+        503: s3Down,
       },
     },
   } satisfies Record<string, RouteSpec>;
