@@ -1,16 +1,16 @@
 import createAPIUntyped, { type API, type Options, type Request, type Response } from 'lambda-api';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
-import { getApp } from '../lib/app.js';
 import { DOCS_HTML, docsAsset, isDocsAsset } from '../lib/http/docsPage.js';
 import { openApiDocument } from '../lib/http/openapi.js';
 import type { HttpResponse } from '../lib/http/responses.js';
-import { withRequestContext } from '../lib/http/requestLog.js';
-import { baseStack } from '../lib/http/stack.js';
+import { baseStack, served, stackDependencies } from '../lib/http/stack.js';
+import { processApp } from '../lib/processApp.js';
 import { VERSION } from '../lib/projectRoot.js';
 
 // lambda-api's typings resolve to a namespace under NodeNext; the runtime default is the factory.
 const createAPI = createAPIUntyped as unknown as (options: Options) => API;
 
+const app = processApp();
 const api = createAPI({ version: VERSION, logger: false });
 
 api.get('/', (_req: Request, res: Response) => {
@@ -18,8 +18,7 @@ api.get('/', (_req: Request, res: Response) => {
 });
 
 api.get('/openapi.json', (_req: Request, res: Response) => {
-  const { routes, settings } = getApp();
-  res.json(openApiDocument(routes, VERSION, settings.API_KEY_HEADER));
+  res.json(openApiDocument(app.routes, VERSION, app.settings.API_KEY_HEADER));
 });
 
 api.get('/docs', (_req: Request, res: Response) => {
@@ -41,8 +40,10 @@ function notFound(res: Response) {
 }
 
 /** Serves `/`, `/docs`, `/openapi.json`, and the JSON 404 for every route nothing else serves. */
-export const handler = withRequestContext(
-  baseStack().handler(
+const deps = stackDependencies(app);
+export const handler = served(
+  deps,
+  baseStack(deps).handler(
     (event: APIGatewayProxyEvent, context: Context) =>
       api.run(event, context) as Promise<HttpResponse>,
   ),

@@ -1,7 +1,7 @@
-import { toWire } from '../lib/domain/sandbox.js';
 import { json } from '../lib/http/responses.js';
 import { routeHandler } from '../lib/http/stack.js';
+import { sandboxWire } from '../lib/wire.js';
 
-export const handler = routeHandler('createSandbox', async ({ body }, { service }) =>
-  json(201, toWire(await service.create(body.user_id, body.config))),
+export const handler = routeHandler('createSandbox', async ({ body }, { sandboxes }) =>
+  json(201, sandboxWire(await sandboxes.create(body.user_id, body.config))),
 );

@@ -1,7 +1,7 @@
 import { json } from '../lib/http/responses.js';
 import { routeHandler } from '../lib/http/stack.js';
+import { heartbeatWire } from '../lib/wire.js';
 
-export const handler = routeHandler('heartbeat', async ({ params }, { service }) => {
-  const sandbox = await service.heartbeat(params.sandbox_id);
-  return json(200, { acknowledged: true, sandbox_id: sandbox.sandboxId });
-});
+export const handler = routeHandler('heartbeat', async ({ params }, { sandboxes }) =>
+  json(200, heartbeatWire(await sandboxes.heartbeat(params.sandbox_id))),
+);

@@ -1,8 +1,7 @@
-import { toWire } from '../lib/domain/sandbox.js';
 import { json } from '../lib/http/responses.js';
 import { routeHandler } from '../lib/http/stack.js';
+import { sandboxListWire } from '../lib/wire.js';
 
-export const handler = routeHandler('listSandboxes', async ({ query }, { service }) => {
-  const sandboxes = await service.list(query.user_id);
-  return json(200, { sandboxes: sandboxes.map(toWire), total: sandboxes.length });
-});
+export const handler = routeHandler('listSandboxes', async ({ query }, { sandboxes }) =>
+  json(200, sandboxListWire(await sandboxes.list(query.user_id))),
+);

@@ -1,9 +1,10 @@
 import middy from '@middy/core';
-import { getApp } from '../lib/app.js';
+import { processApp } from '../lib/processApp.js';
+import { passSummaryWire } from '../lib/wire.js';
 
 /** The scheduled pass (serverless.yml `schedule`), for deployments that schedule through the framework. */
 export const handler = middy().handler(async () => {
-  const app = getApp();
+  const app = processApp();
   await app.ready();
-  return app.reconciler.runPass();
+  return passSummaryWire(await app.reconciler.runPass());
 });

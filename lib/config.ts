@@ -11,7 +11,7 @@ const bool = z
 const int = (min: number, max: number) =>
   z.coerce.number({ message: 'must be a number' }).int('must be a whole number').min(min).max(max);
 
-const memorySize = z
+const size = z
   .string()
   .regex(/^\d+(\.\d+)?[bkmg]?$/i, 'must be a size such as 512m or 4g')
   .transform(parseMemorySize);
@@ -23,100 +23,290 @@ export function parseMemorySize(value: string): number {
   return Math.floor(Number(match[1]) * (units[(match[2] ?? '').toLowerCase()] ?? 1));
 }
 
-/** Every setting of API.md, `MATRX_` prefixed in the environment, with its default. */
-const settingsSchema = z.object({
-  HOST: z.string().min(1).default('0.0.0.0'),
-  PORT: int(1, 65535).default(8000),
-  DEBUG: bool.default(false),
-  LOG_LEVEL: z.enum(LOG_LEVELS).default('INFO'),
-  LOG_FORMAT: z.enum(['json', 'text']).default('json'),
-  SLOW_CALL_MS: int(1, 600_000).default(1000),
-  SANDBOX_IMAGE: z.string().min(1).default('matrx-sandbox:latest'),
-  DOCKER_NETWORK: z.string().min(1).default('bridge'),
-  CONTAINER_CPU_LIMIT: z.coerce.number({ message: 'must be a number' }).positive().default(2),
-  CONTAINER_MEMORY_LIMIT: memorySize.default(4 * 1024 ** 3),
-  CONTAINER_DISK_LIMIT: memorySize.default(20 * 1024 ** 3),
-  S3_BUCKET: z.string().regex(BUCKET_NAME, 'must be a valid S3 bucket name').optional(),
-  S3_REGION: z.string().min(1).default('us-east-1'),
-  MAX_SESSION_DURATION_SECONDS: int(60, 7 * 24 * 3600).default(7200),
-  SHUTDOWN_TIMEOUT_SECONDS: int(0, 600).default(30),
-  HEALTHCHECK_INTERVAL_SECONDS: int(1, 3600).default(30),
-  MAX_COMMAND_LENGTH: int(1, 1_000_000).default(10000),
-  COMMAND_TIMEOUT_SECONDS: int(1, 600).default(300),
-  MAX_OUTPUT_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
-  READY_TIMEOUT_SECONDS: int(1, 600).default(60),
-  STOPPED_RETENTION_SECONDS: int(0, 30 * 24 * 3600).default(3600),
-  /** Comma-separated, so keys can be rotated one caller at a time; blank entries are dropped. */
-  API_KEY: z
-    .string()
-    .default('')
-    .transform((value) =>
+interface SettingSpec<T extends z.ZodType> {
+  schema: T;
+  /** The default as it would be written in the environment; none means unset. */
+  default?: string;
+  /** How the table shows a default that is computed (the machine's hostname). */
+  defaultLabel?: string;
+  /** What the setting does, for the README's settings table and `.env.example`. */
+  meaning: string;
+  /** The variable's name when it is not `MATRX_` and the key (a standard AWS variable). */
+  env?: string;
+}
+
+const setting = <T extends z.ZodType>(spec: SettingSpec<T>) => spec;
+
+/** Said of a setting that is accepted, so an existing `.env` still starts, and changes nothing. */
+export const COMPATIBILITY_ONLY = 'Accepted for compatibility; does nothing.';
+
+/**
+ * Every setting of the service, once: its validation, default and meaning. Nothing reads the
+ * environment for a setting anywhere else.
+ */
+export const SETTINGS = {
+  HOST: setting({
+    schema: z.string().min(1),
+    default: '0.0.0.0',
+    meaning: 'Address the API listens on.',
+  }),
+  PORT: setting({ schema: int(1, 65535), default: '8000', meaning: 'Port the API listens on.' }),
+  LAMBDA_PORT: setting({
+    schema: int(0, 65535),
+    default: '3002',
+    meaning: "serverless-offline's own Lambda-invoke port, on MATRX_HOST.",
+  }),
+  DRAIN_TIMEOUT_SECONDS: setting({
+    schema: int(0, 3600),
+    default: '630',
+    meaning: 'On SIGTERM, how long requests in flight may finish (an exec may run 600 s).',
+  }),
+  DEBUG: setting({
+    schema: bool,
+    default: 'false',
+    meaning: 'true: log at DEBUG unless MATRX_LOG_LEVEL says otherwise.',
+  }),
+  LOG_LEVEL: setting({
+    schema: z.enum(LOG_LEVELS).optional(),
+    defaultLabel: 'INFO (DEBUG with MATRX_DEBUG)',
+    meaning: 'DEBUG, INFO, WARNING, ERROR or CRITICAL.',
+  }),
+  LOG_FORMAT: setting({
+    schema: z.enum(['json', 'text']),
+    default: 'json',
+    meaning: 'json: one JSON object per line; text: one readable line per entry.',
+  }),
+  SLOW_CALL_MS: setting({
+    schema: int(1, 600_000),
+    default: '1000',
+    meaning: 'A Docker, Postgres or S3 call slower than this is logged at WARNING.',
+  }),
+  SANDBOX_IMAGE: setting({
+    schema: z.string().min(1),
+    default: 'matrx-sandbox:latest',
+    meaning: 'Image of every sandbox (`npm run image` builds it).',
+  }),
+  DOCKER_NETWORK: setting({
+    schema: z.string().min(1),
+    default: 'bridge',
+    meaning: 'Docker network of the sandboxes (`none`: no network).',
+  }),
+  CONTAINER_CPU_LIMIT: setting({
+    schema: z.coerce.number({ message: 'must be a number' }).positive(),
+    default: '2.0',
+    meaning: 'CPU cores per sandbox.',
+  }),
+  CONTAINER_MEMORY_LIMIT: setting({
+    schema: size,
+    default: '4g',
+    meaning: 'Memory per sandbox (512m, 4g).',
+  }),
+  CONTAINER_DISK_LIMIT: setting({
+    schema: size,
+    default: '20g',
+    meaning: `Disk per sandbox. ${COMPATIBILITY_ONLY}`,
+  }),
+  READY_TIMEOUT_SECONDS: setting({
+    schema: int(1, 600),
+    default: '60',
+    meaning: 'How long a sandbox may take to become ready before it is failed.',
+  }),
+  SHUTDOWN_TIMEOUT_SECONDS: setting({
+    schema: int(0, 600),
+    default: '30',
+    meaning: "A sandbox's time to stop on SIGTERM; a graceful stop waits this + 10 s, then kills.",
+  }),
+  MAX_SESSION_DURATION_SECONDS: setting({
+    schema: int(60, 7 * 24 * 3600),
+    default: '7200',
+    meaning: 'Longest a sandbox lives: the reconciler then saves its home and ends it, `expired`.',
+  }),
+  HEALTHCHECK_INTERVAL_SECONDS: setting({
+    schema: int(1, 3600),
+    default: '30',
+    meaning: `Interval of health checks. ${COMPATIBILITY_ONLY}`,
+  }),
+  STOPPED_RETENTION_SECONDS: setting({
+    schema: int(0, 30 * 24 * 3600),
+    default: '3600',
+    meaning: 'How long the memory registry keeps a stopped sandbox readable (Postgres keeps all).',
+  }),
+  MAX_STOPPED_SANDBOXES: setting({
+    schema: int(0, 1_000_000),
+    default: '1000',
+    meaning: 'The most stopped sandboxes the memory registry keeps, oldest forgotten first.',
+  }),
+  MAX_COMMAND_LENGTH: setting({
+    schema: int(1, 1_000_000),
+    default: '10000',
+    meaning: 'Longest command, in characters.',
+  }),
+  COMMAND_TIMEOUT_SECONDS: setting({
+    schema: int(1, 600),
+    default: '300',
+    meaning: 'Timeout of a command that gives none.',
+  }),
+  MAX_OUTPUT_BYTES: setting({
+    schema: int(1024, 64 * 1024 * 1024),
+    default: '1048576',
+    meaning: 'Bytes kept per output stream of a command; the rest is dropped and flagged.',
+  }),
+  S3_BUCKET: setting({
+    schema: z.string().regex(BUCKET_NAME, 'must be a valid S3 bucket name').optional(),
+    defaultLabel: 'none (`npm start`: an embedded S3 server)',
+    meaning: "Bucket of users' files; none: homes are not kept.",
+  }),
+  S3_REGION: setting({
+    schema: z.string().min(1),
+    default: 'us-east-1',
+    meaning: 'Region of the bucket.',
+  }),
+  S3_ENDPOINT: setting({
+    schema: z.url({ message: 'must be a URL such as http://127.0.0.1:9000' }).optional(),
+    env: 'AWS_ENDPOINT_URL_S3',
+    defaultLabel: 'AWS S3',
+    meaning: 'An S3-compatible server (MinIO, LocalStack), addressed path-style.',
+  }),
+  EMBEDDED_S3_PORT: setting({
+    schema: int(0, 65535),
+    default: '4569',
+    meaning: 'Port of the embedded S3 server of `npm start`.',
+  }),
+  EMBEDDED_S3_DIR: setting({
+    schema: z.string().min(1),
+    default: '.data/s3',
+    meaning: "Folder of the embedded S3 server's data.",
+  }),
+  API_KEY: setting({
+    schema: z.string().transform((value) =>
       value
         .split(',')
         .map((key) => key.trim())
         .filter((key) => key.length > 0),
     ),
-  API_KEY_HEADER: z
-    .string()
-    .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
-    .default('X-API-Key'),
-  SANDBOX_STORE: z.enum(['memory', 'postgres']).default('memory'),
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL')
-    .optional(),
-  DATABASE_POOL_SIZE: int(2, 100).default(10),
-  DATABASE_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5000),
-  /** The host this process runs sandboxes on; several hosts can share one database. */
-  HOST_ID: z
-    .string()
-    .regex(/^[a-zA-Z0-9._-]{1,255}$/, 'must be letters, digits, dots, dashes or underscores')
-    .default(hostname()),
-  RECONCILE_INTERVAL_SECONDS: int(1, 24 * 3600).default(30),
-  /** Sandboxes younger than this are left to the request that is creating them. */
-  RECONCILE_GRACE_SECONDS: int(0, 3600).default(30),
-  /** A create or shutdown with no progress this long was interrupted; the reconciler ends it. */
-  RECONCILE_STUCK_SECONDS: int(0, 24 * 3600).default(900),
-  RECONCILE_CONCURRENCY: int(1, 64).default(4),
-  /** On SIGTERM, requests in flight get this long to finish: an exec may run 600 s. */
-  DRAIN_TIMEOUT_SECONDS: int(0, 3600).default(630),
-  LAMBDA_PORT: int(0, 65535).default(3002),
-  EMBEDDED_S3_PORT: int(0, 65535).default(4569),
-  EMBEDDED_S3_DIR: z.string().min(1).default('.data/s3'),
-});
+    default: '',
+    defaultLabel: 'none (the API is open)',
+    meaning: 'API keys, comma-separated (all accepted, for rotation); every route but /health.',
+  }),
+  API_KEY_HEADER: setting({
+    schema: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name'),
+    default: 'X-API-Key',
+    meaning: 'Header that carries the key, besides `Authorization: Bearer`.',
+  }),
+  SANDBOX_STORE: setting({
+    schema: z.enum(['memory', 'postgres']),
+    default: 'memory',
+    meaning: 'The registry: `memory` (adopts live containers after a restart) or `postgres`.',
+  }),
+  DATABASE_URL: setting({
+    schema: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection URL')
+      .optional(),
+    meaning: 'postgres://user:password@host:5432/db; required with `postgres`.',
+  }),
+  DATABASE_POOL_SIZE: setting({
+    schema: int(2, 100),
+    default: '10',
+    meaning: 'Postgres connections per process.',
+  }),
+  DATABASE_CONNECT_TIMEOUT_MS: setting({
+    schema: int(100, 120_000),
+    default: '5000',
+    meaning: 'How long to wait for a Postgres connection.',
+  }),
+  HOST_ID: setting({
+    schema: z
+      .string()
+      .regex(/^[a-zA-Z0-9._-]{1,255}$/, 'must be letters, digits, dots, dashes or underscores')
+      .optional(),
+    defaultLabel: "the machine's hostname",
+    meaning: 'This host in the registry; several hosts can share one database.',
+  }),
+  RECONCILE_INTERVAL_SECONDS: setting({
+    schema: int(1, 24 * 3600),
+    default: '30',
+    meaning: 'Seconds between reconcile passes; one also runs at startup.',
+  }),
+  RECONCILE_GRACE_SECONDS: setting({
+    schema: int(0, 3600),
+    default: '30',
+    meaning: 'A pass leaves sandboxes younger than this alone.',
+  }),
+  RECONCILE_STUCK_SECONDS: setting({
+    schema: int(0, 24 * 3600),
+    default: '900',
+    meaning: 'A create or shutdown with no progress this long was interrupted: a pass ends it.',
+  }),
+  RECONCILE_CONCURRENCY: setting({
+    schema: int(1, 64),
+    default: '4',
+    meaning: 'Sandboxes a pass acts on at once.',
+  }),
+  SCHEDULED_RECONCILE: setting({
+    schema: z
+      .enum(['true', 'false'], { message: 'must be true or false' })
+      .transform((v) => v === 'true'),
+    default: 'false',
+    meaning: "true: serverless.yml's scheduled `reconcile` function also runs a pass every minute.",
+  }),
+} as const;
 
-export type Settings = z.output<typeof settingsSchema>;
+type Specs = typeof SETTINGS;
+export type SettingKey = keyof Specs;
+export type Settings = { [K in SettingKey]: z.output<Specs[K]['schema']> } & {
+  LOG_LEVEL: (typeof LOG_LEVELS)[number];
+  HOST_ID: string;
+};
+
+/** The environment variable a setting is read from. */
+export function variableOf(key: SettingKey): string {
+  const spec: SettingSpec<z.ZodType> = SETTINGS[key];
+  return spec.env ?? `MATRX_${key}`;
+}
+
+export interface SettingProblem {
+  variable: string;
+  reason: string;
+}
 
 export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    reason: string,
-  ) {
-    super(`Invalid setting ${variable}: ${reason}`);
+  constructor(readonly problems: SettingProblem[]) {
+    super(
+      problems.length === 1
+        ? `Invalid setting ${problems[0]?.variable}: ${problems[0]?.reason}`
+        : `Invalid settings:\n${problems.map((p) => `  ${p.variable}: ${p.reason}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
   }
 }
 
 /**
  * Parses the environment once. Blank values count as unset, so `.env.example` can list every
- * variable empty. A bad value throws a ConfigError naming the variable.
+ * variable empty. Every bad value is reported at once, in a ConfigError naming each variable.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Settings {
-  const raw: Record<string, string> = {};
-  for (const key of Object.keys(settingsSchema.shape)) {
-    const value = env[`MATRX_${key}`]?.trim();
-    if (value) raw[key] = value;
+  const settings: Record<string, unknown> = {};
+  const problems: SettingProblem[] = [];
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+    const spec: SettingSpec<z.ZodType> = SETTINGS[key];
+    const given = env[variableOf(key)]?.trim() || undefined;
+    const parsed = spec.schema.safeParse(given ?? spec.default);
+    if (parsed.success) settings[key] = parsed.data;
+    else
+      problems.push({
+        variable: variableOf(key),
+        reason: parsed.error.issues[0]?.message ?? 'invalid value',
+      });
   }
-  const parsed = settingsSchema
-    .refine((settings) => settings.SANDBOX_STORE !== 'postgres' || settings.DATABASE_URL, {
-      message: 'is required when MATRX_SANDBOX_STORE is postgres',
-      path: ['DATABASE_URL'],
-    })
-    .safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const key = String(issue?.path[0] ?? 'unknown');
-    throw new ConfigError(`MATRX_${key}`, issue?.message ?? 'invalid value');
+  settings.HOST_ID ??= hostname();
+  settings.LOG_LEVEL ??= settings.DEBUG ? 'DEBUG' : 'INFO';
+  if (settings.SANDBOX_STORE === 'postgres' && !settings.DATABASE_URL) {
+    problems.push({
+      variable: variableOf('DATABASE_URL'),
+      reason: 'is required when MATRX_SANDBOX_STORE is postgres',
+    });
   }
-  return parsed.data;
+  if (problems.length > 0) throw new ConfigError(problems);
+  return settings as Settings;
 }

@@ -51,6 +51,11 @@ export class ValidationError extends ServiceError {
   }
 }
 
+/** The names the 503s and logs give the service's dependencies. */
+export const DOCKER = 'Docker engine';
+export const POSTGRES = 'Postgres';
+export const S3 = 'S3';
+
 /** A dependency (Docker engine, Postgres, S3) is down or refused; the message names it. */
 export class UnavailableError extends ServiceError {
   readonly statusCode = 503;

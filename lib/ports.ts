@@ -33,6 +33,8 @@ export interface SandboxStore {
    * a ConflictError.
    */
   updateStatus(sandboxId: string, change: StatusChange): Promise<StatusUpdate | null>;
+  /** Records why the sandbox's current step failed, its status unchanged; false when it is gone. */
+  recordError(sandboxId: string, lastError: string): Promise<boolean>;
   /** Records a heartbeat of a sandbox this host runs; null when there is no such sandbox here. */
   touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null>;
   /**
@@ -84,6 +86,8 @@ export interface ObservedContainer {
 /** The container engine, as the service needs it. Docker is the one implementation. */
 export interface ContainerRuntime {
   ping(): Promise<void>;
+  /** Ends what the runtime holds open (connections, helpers in containers); not the containers. */
+  close(): void;
   /** Every container carrying our labels, running or not, in one call to the engine. */
   listSandboxContainers(): Promise<ObservedContainer[]>;
   create(spec: ContainerSpec): Promise<string>;
@@ -97,8 +101,6 @@ export interface ContainerRuntime {
     onStarted: () => void,
   ): Promise<ReadyOutcome>;
   exec(containerId: string, request: ExecRequest): Promise<ExecResult>;
-  /** A hint that a command as this user comes soon: its exec may be started ahead of time. */
-  prepareExec(containerId: string, user: string, maxOutputBytes: number): void;
   /** Stops (gracefully within timeoutSeconds, or kills when 0); gone or stopped is success. */
   stop(containerId: string, timeoutSeconds: number): Promise<void>;
   /** Removes the container; already gone is success. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
-import { READY_LINE } from '../lib/adapters/docker/dockerRuntime.js';
+import { READY_LINE } from '../lib/adapters/docker/readiness.js';
 import { startEmbeddedS3 } from '../lib/embeddedS3.js';
 import { benchHomes, timed, type HomeTimings } from './benchHome.js';
 import { benchRegistry, type RegistryTimings } from './benchRegistry.js';

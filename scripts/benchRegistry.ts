@@ -5,8 +5,8 @@ import { migrate } from '../lib/adapters/postgres/migrations.js';
 import { createPool, PostgresSandboxStore } from '../lib/adapters/postgres/postgresSandboxStore.js';
 import { createLogger } from '../lib/logger.js';
 import type { ContainerRuntime } from '../lib/ports.js';
-import { Reconciler } from '../lib/service/reconciler.js';
-import { SandboxService } from '../lib/service/sandboxService.js';
+import { loadConfig } from '../lib/config.js';
+import { composeServices } from '../lib/services.js';
 import { inParallel, timed, type Call } from './benchHome.js';
 import { createDatabase, startPostgresServer, type PostgresServer } from './postgresServer.js';
 import { startServer } from './serverProcess.js';
@@ -124,7 +124,7 @@ export async function benchRegistry(
       const id = ids[i] as string;
       await docker.createContainer({
         name: id,
-        Image: process.env.MATRX_SANDBOX_IMAGE ?? 'matrx-sandbox:latest',
+        Image: loadConfig().SANDBOX_IMAGE,
         Labels: { 'matrx.sandbox_id': id, 'matrx.user_id': user, 'matrx.host_id': hostId },
         HostConfig: { NetworkMode: 'none' },
       });
@@ -135,33 +135,21 @@ export async function benchRegistry(
       [ids, user, hostId],
     );
     const store = new PostgresSandboxStore(pool, logger, 1000);
-    const counted = counting(new DockerRuntime(docker, logger, 1000));
-    const settings = { hostId, graceMs: 0, stuckMs: 3_600_000, maxSessionMs: 7_200_000 };
-    const service = new SandboxService(
-      store,
-      counted.runtime,
-      {
-        ...settings,
-        storeKind: 'postgres',
-        image: 'unused',
-        network: 'none',
-        cpuLimit: 1,
-        memoryLimitBytes: 1024 ** 3,
-        s3Bucket: '',
-        s3Region: 'us-east-1',
-        shutdownTimeoutSeconds: 1,
-        readyTimeoutSeconds: 60,
-        defaultCommandTimeoutSeconds: 30,
+    const counted = counting(
+      new DockerRuntime(docker, logger, {
+        slowCallMs: 1000,
+        firstCommandUser: 'agent',
         maxOutputBytes: 1024,
-      },
-      logger,
-      null,
+      }),
     );
-    const reconciler = new Reconciler(
-      store,
-      counted.runtime,
-      service,
-      { ...settings, concurrency: 4, adoptOrphans: false },
+    const settings = loadConfig({
+      MATRX_HOST_ID: hostId,
+      MATRX_RECONCILE_GRACE_SECONDS: '0',
+      MATRX_RECONCILE_STUCK_SECONDS: '3600',
+    });
+    const { reconciler } = composeServices(
+      { store, runtime: counted.runtime, objects: null },
+      settings,
       logger,
     );
     for (let i = 0; i < PASS_ROUNDS; i += 1) {

@@ -26,6 +26,16 @@ export const ALLOWED_TRANSITIONS: Readonly<Record<SandboxStatus, readonly Sandbo
 };
 
 export const ACTIVE_STATUSES: readonly SandboxStatus[] = ['starting', 'ready', 'running'];
+/** A request of this process or another is still making the sandbox: only it may move it on. */
+export const PROVISIONING_STATUSES: readonly SandboxStatus[] = ['creating', 'starting'];
+/** The statuses in which a sandbox still has work to do; terminal rows are history. */
+export const UNFINISHED_STATUSES: readonly SandboxStatus[] = [
+  'creating',
+  'starting',
+  'ready',
+  'running',
+  'shutting_down',
+];
 export const EXEC_STATUSES: readonly SandboxStatus[] = ['ready', 'running'];
 export const TERMINAL_STATUSES: readonly SandboxStatus[] = ['stopped', 'expired'];
 
@@ -89,22 +99,3 @@ export function newSandbox(
   };
   return sandbox;
 }
-
-/** The wire shape of API.md, plus additive fields. */
-export function toWire(sandbox: Sandbox) {
-  return {
-    sandbox_id: sandbox.sandboxId,
-    user_id: sandbox.userId,
-    status: sandbox.status,
-    container_id: sandbox.containerId,
-    created_at: sandbox.createdAt.toISOString(),
-    updated_at: sandbox.updatedAt.toISOString(),
-    hot_path: sandbox.hotPath,
-    cold_path: sandbox.coldPath,
-    host_id: sandbox.hostId,
-    last_heartbeat_at: sandbox.lastHeartbeatAt?.toISOString() ?? null,
-    last_error: sandbox.lastError,
-  };
-}
-
-export type WireSandbox = ReturnType<typeof toWire>;

@@ -35,15 +35,14 @@ function isAcceptedKey(presented: string, keys: readonly Buffer[]): boolean {
 }
 
 /** The API key check of every endpoint but /health; it runs before body parsing. */
-export function apiKeyAuth(
-  settings: () => ApiKeySettings,
-): MiddlewareObj<APIGatewayProxyEvent, unknown> {
-  let digests: Buffer[] | undefined;
+export function apiKeyAuth({
+  keys,
+  headerName,
+}: ApiKeySettings): MiddlewareObj<APIGatewayProxyEvent, unknown> {
+  const digests = keys.map(digest);
   return {
     before: async (request) => {
-      const { keys, headerName } = settings();
       if (keys.length === 0) return;
-      digests ??= keys.map(digest);
       const presented = presentedKey(request.event, headerName);
       if (!presented) {
         throw new UnauthorizedError(

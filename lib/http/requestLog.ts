@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { requestContext, type Logger } from '../logger.js';
-import { trackRequest } from './draining.js';
+import type { RequestTracker } from './draining.js';
 import { headerValue } from './headers.js';
 import type { HttpResponse } from './responses.js';
 
@@ -21,9 +21,9 @@ type Handler = (event: APIGatewayProxyEvent, context: Context) => Promise<HttpRe
  * Runs a handler with its request id in scope, so every line logged meanwhile carries it, and
  * counted in flight, so a clean shutdown can wait for it.
  */
-export function withRequestContext(handler: Handler): Handler {
+export function withRequestContext(handler: Handler, requests: RequestTracker): Handler {
   return (event, context) =>
-    trackRequest(() =>
+    requests.track(() =>
       requestContext.run({ requestId: requestIdOf(event) }, () => handler(event, context)),
     );
 }
@@ -32,9 +32,7 @@ export function withRequestContext(handler: Handler): Handler {
  * One line per request: method, path, route, status, duration, request id, sandbox id. Runs
  * outermost, so it sees the status the error mapper chose. Never logs bodies or headers.
  */
-export function requestLog(
-  logger: () => Logger,
-): MiddlewareObj<APIGatewayProxyEvent, HttpResponse> {
+export function requestLog(logger: Logger): MiddlewareObj<APIGatewayProxyEvent, HttpResponse> {
   const started = new WeakMap<object, number>();
   const finish = (request: {
     event: APIGatewayProxyEvent;
@@ -58,11 +56,11 @@ export function requestLog(
       request_id: requestId,
       ...(sandboxId !== undefined && { sandbox_id: sandboxId.slice(0, 64) }),
     };
-    if (status >= 500) logger().error('request failed', { ...line, error: request.error });
-    else if (status >= 400) logger().warn('request rejected', line);
+    if (status >= 500) logger.error('request failed', { ...line, error: request.error });
+    else if (status >= 400) logger.warn('request rejected', line);
     // Monitors poll /health every few seconds: its successes are detail.
-    else if (event.resource === '/health') logger().debug('request', line);
-    else logger().info('request', line);
+    else if (event.resource === '/health') logger.debug('request', line);
+    else logger.info('request', line);
   };
   return {
     before: async (request) => {

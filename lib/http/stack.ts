@@ -1,9 +1,11 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
-import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { getApp, type App } from '../app.js';
-import { apiKeyAuth } from './apiKeyAuth.js';
-import { refuseWhileDraining } from './draining.js';
+import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
+import type { App } from '../app.js';
+import type { Logger } from '../logger.js';
+import { processApp } from '../processApp.js';
+import { apiKeyAuth, type ApiKeySettings } from './apiKeyAuth.js';
+import { refuseWhileDraining, type RequestTracker } from './draining.js';
 import { errorMapper } from './errorMapper.js';
 import { requestLog, withRequestContext } from './requestLog.js';
 import type { HttpResponse } from './responses.js';
@@ -11,24 +13,40 @@ import { PUBLIC_ROUTES, type RouteName, type Routes } from './routes.js';
 import { parseRequest, type RouteInput } from './validation.js';
 
 type Middleware = MiddlewareObj<APIGatewayProxyEvent, HttpResponse>;
+type Handler = (event: APIGatewayProxyEvent, context: Context) => Promise<HttpResponse>;
+
+/** What the shared middleware need, passed in: the process's logger, keys and request count. */
+export interface StackDependencies {
+  logger: Logger;
+  apiKey: ApiKeySettings;
+  requests: RequestTracker;
+}
+
+export function stackDependencies(app: App): StackDependencies {
+  const { settings } = app;
+  return {
+    logger: app.logger,
+    apiKey: { keys: settings.API_KEY, headerName: settings.API_KEY_HEADER },
+    requests: app.requests,
+  };
+}
 
 /**
  * The middleware every endpoint shares, in order: the request log (outermost, so it sees the final
  * status), the error mapper, the refusal of new requests while shutting down, then the API key
  * check, so a rejected request never reaches body parsing, validation or a handler.
  */
-export function baseStack(options: { requiresKey: boolean } = { requiresKey: true }) {
+export function baseStack(deps: StackDependencies, options = { requiresKey: true }) {
   const stack = middy<APIGatewayProxyEvent, HttpResponse>()
-    .use(requestLog(() => getApp().logger))
+    .use(requestLog(deps.logger))
     .use(errorMapper())
-    .use(refuseWhileDraining());
-  if (!options.requiresKey) return stack;
-  return stack.use(
-    apiKeyAuth(() => ({
-      keys: getApp().settings.API_KEY,
-      headerName: getApp().settings.API_KEY_HEADER,
-    })),
-  );
+    .use(refuseWhileDraining(deps.requests));
+  return options.requiresKey ? stack.use(apiKeyAuth(deps.apiKey)) : stack;
+}
+
+/** A stack's handler, run with its request id in scope and counted in flight. */
+export function served(deps: StackDependencies, handler: Handler): Handler {
+  return withRequestContext(handler, deps.requests);
 }
 
 /** Parses a JSON body when there is one; an empty body is left for validation to judge. */
@@ -51,15 +69,16 @@ function jsonBodyWhenPresent(): Middleware {
 export function routeHandler<N extends RouteName>(
   name: N,
   handle: (input: RouteInput<Routes[N]>, app: App) => Promise<HttpResponse>,
-) {
-  const handler = baseStack({ requiresKey: !PUBLIC_ROUTES.has(name) })
+  app: App = processApp(),
+): Handler {
+  const deps = stackDependencies(app);
+  const route = app.routes[name];
+  const handler = baseStack(deps, { requiresKey: !PUBLIC_ROUTES.has(name) })
     .use(jsonBodyWhenPresent())
     .handler(async (event) => {
-      const app = getApp();
       // Health answers whatever state the registry is in: saying so is its job.
       if (name !== 'health') await app.ready();
-      const route = app.routes[name];
       return handle(parseRequest(route, event), app);
     });
-  return withRequestContext(handler);
+  return served(deps, handler);
 }

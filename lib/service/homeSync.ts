@@ -2,92 +2,30 @@ import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { HOT_PATH } from '../domain/sandbox.js';
-import { NotFoundError, UnavailableError } from '../errors.js';
+import { KEEP, TIERS, userPrefix } from '../domain/storage.js';
+import { DOCKER, NotFoundError, S3, UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ContainerRuntime, FetchedObject, ObjectStorage } from '../ports.js';
+import {
+  boundedQueue,
+  isSkipped,
+  MANIFEST_NAME,
+  metadataOf,
+  parentDirs,
+  readAll,
+  same,
+  stateOf,
+  writeEntry,
+  type FileState,
+  type Snapshot,
+} from './homeArchive.js';
 
-export type Tier = 'hot' | 'cold';
-export const TIERS: readonly Tier[] = ['hot', 'cold'];
-const KEEP = '.keep';
 const AGENT_UID = 1000;
 /** getArchive of /home/agent names every entry under this folder. */
 const ARCHIVE_ROOT = `${posix.basename(HOT_PATH)}/`;
 /** Files up to this size are read whole so several upload at once; larger ones stream. */
 const SMALL_FILE_BYTES = 1024 * 1024;
 const PARALLEL_TRANSFERS = 16;
-
-/** What a sandbox restored, by path under the home: what its save may delete or skip. */
-export type Snapshot = Map<string, FileState>;
-
-/**
- * The snapshot is kept in the container itself, at its root, readable by root only: it lives
- * exactly as long as the files it describes, and survives a restart of the service.
- */
-const MANIFEST_NAME = '.matrx-restored.json';
-
-interface FileState {
-  size: number;
-  mtime: number;
-  mode: number;
-  linkname?: string;
-}
-
-export function userPrefix(userId: string, tier: Tier): string {
-  return `users/${userId}/${tier}/`;
-}
-
-/** Never saved: temporary files, Finder litter, Python byte code. */
-export function isSkipped(path: string): boolean {
-  const name = posix.basename(path);
-  return name.endsWith('.tmp') || name === '.DS_Store' || path.split('/').includes('__pycache__');
-}
-
-function metadataOf(state: FileState): Record<string, string> {
-  return {
-    mode: state.mode.toString(8),
-    mtime: String(state.mtime),
-    ...(state.linkname !== undefined && { linkname: encodeURIComponent(state.linkname) }),
-  };
-}
-
-function stateOf(size: number, metadata: Record<string, string>): FileState {
-  const mode = Number.parseInt(metadata.mode ?? '644', 8);
-  return {
-    size,
-    mode: Number.isNaN(mode) ? 0o644 : mode,
-    mtime: Number(metadata.mtime ?? 0) || Math.floor(Date.now() / 1000),
-    ...(metadata.linkname !== undefined && { linkname: decodeURIComponent(metadata.linkname) }),
-  };
-}
-
-const same = (a: FileState | undefined, b: FileState) =>
-  a !== undefined &&
-  a.size === b.size &&
-  a.mtime === b.mtime &&
-  a.mode === b.mode &&
-  a.linkname === b.linkname;
-
-/** Runs tasks with at most `limit` at once; `drain` waits for all and rethrows the first error. */
-function boundedQueue(limit: number) {
-  const running = new Set<Promise<void>>();
-  let failure: unknown;
-  return {
-    async add(task: () => Promise<void>): Promise<void> {
-      if (failure) throw failure;
-      while (running.size >= limit) await Promise.race(running);
-      const promise = task()
-        .catch((error: unknown) => {
-          failure ??= error;
-        })
-        .finally(() => running.delete(promise));
-      running.add(promise);
-    },
-    async drain(): Promise<void> {
-      await Promise.all(running);
-      if (failure) throw failure;
-    },
-  };
-}
 
 /**
  * Moves a user's home between S3 and a container through Docker's archive API, streaming: the
@@ -240,23 +178,33 @@ export class HomeSync {
         const key = prefix + path;
         if (state.size <= SMALL_FILE_BYTES) {
           const body = await readAll(stream);
-          await uploads.add(() => this.storage.put(key, body, state.size, metadataOf(state)));
+          await uploads.add(() => toS3(this.storage.put(key, body, state.size, metadataOf(state))));
         } else {
-          await this.storage.put(key, Readable.from(stream), state.size, metadataOf(state));
+          await toS3(this.storage.put(key, Readable.from(stream), state.size, metadataOf(state)));
         }
         next();
       })().catch((error: unknown) => extract.destroy(error as Error));
     });
+    let archiveFailed = false;
     try {
       await new Promise<void>((resolve, reject) => {
-        archive.once('error', reject);
+        archive.once('error', (error) => {
+          archiveFailed = true;
+          reject(error);
+        });
         extract.once('error', reject);
         extract.once('finish', resolve);
         archive.pipe(extract);
       });
       await uploads.drain();
     } catch (error) {
-      throw new UnavailableError('S3', 'Saving the home directory to S3 failed', { cause: error });
+      // An upload that failed because the archive did is the engine's failure, not S3's.
+      if (error instanceof UnavailableError && error.dependency === S3 && !archiveFailed) {
+        throw error;
+      }
+      throw new UnavailableError(DOCKER, 'Reading the home directory from the container failed', {
+        cause: error,
+      });
     }
     const gone = [...snapshot.keys()].filter((path) => !seen.has(path) && !isSkipped(path));
     summary.deleted = gone.length ? await this.storage.deleteMany(gone.map((p) => prefix + p)) : 0;
@@ -271,35 +219,13 @@ export class HomeSync {
       ),
     );
   }
+}
 
-  /** Resolves when the bucket answers; for health. */
-  checkStorage(): Promise<void> {
-    return this.storage.checkBucket();
-  }
-
-  /** Per tier, what the user stores. */
-  async usage(
-    userId: string,
-  ): Promise<Record<Tier, { total_size_bytes: number; total_objects: number }>> {
-    const result = {} as Record<Tier, { total_size_bytes: number; total_objects: number }>;
-    for (const tier of TIERS) {
-      let bytes = 0;
-      let count = 0;
-      for await (const object of this.storage.list(userPrefix(userId, tier))) {
-        bytes += object.size;
-        count += 1;
-      }
-      result[tier] = { total_size_bytes: bytes, total_objects: count };
-    }
-    return result;
-  }
-
-  /** Deletes every object of a tier, returns how many. */
-  async empty(userId: string, tier: Tier): Promise<number> {
-    const keys: string[] = [];
-    for await (const object of this.storage.list(userPrefix(userId, tier))) keys.push(object.key);
-    return keys.length ? this.storage.deleteMany(keys) : 0;
-  }
+/** An upload's failure, named as S3's so the save can tell it from the archive's. */
+function toS3(upload: Promise<void>): Promise<void> {
+  return upload.catch((error: unknown) => {
+    throw new UnavailableError(S3, 'Saving the home directory to S3 failed', { cause: error });
+  });
 }
 
 export interface SaveSummary {
@@ -307,36 +233,4 @@ export interface SaveSummary {
   unchanged: number;
   deleted: number;
   bytes: number;
-}
-
-function parentDirs(paths: string[]): string[] {
-  const dirs = new Set<string>();
-  for (const path of paths) {
-    for (let dir = posix.dirname(path); dir !== '.'; dir = posix.dirname(dir)) dirs.add(dir);
-  }
-  return [...dirs].sort();
-}
-
-/** Writes one tar entry from a stream, minding backpressure. */
-function writeEntry(
-  pack: tar.Pack,
-  header: Parameters<tar.Pack['entry']>[0],
-  body: Readable,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const entry = pack.entry(header, (error) => (error ? reject(error) : resolve()));
-    (async () => {
-      for await (const chunk of body) {
-        if (!entry.write(chunk as Buffer))
-          await new Promise<void>((done) => entry.once('drain', () => done()));
-      }
-      entry.end(Buffer.alloc(0));
-    })().catch(reject);
-  });
-}
-
-async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }

@@ -1,7 +1,10 @@
-import { ACTIVE_STATUSES, type Sandbox, type SandboxStatus } from '../domain/sandbox.js';
+import { PROVISIONING_STATUSES, UNFINISHED_STATUSES, type Sandbox } from '../domain/sandbox.js';
 import type { Logger } from '../logger.js';
 import type { ContainerRuntime, ObservedContainer, SandboxStore } from '../ports.js';
-import type { EndOptions, SandboxService } from './sandboxService.js';
+import { passSummaryWire } from '../wire.js';
+import type { Adoption, OrphanAction } from './adoption.js';
+import type { EndOptions, SandboxEnding } from './ending.js';
+import type { InFlight } from './inFlight.js';
 
 export interface ReconcilerSettings {
   hostId: string;
@@ -11,11 +14,6 @@ export interface ReconcilerSettings {
   stuckMs: number;
   maxSessionMs: number;
   concurrency: number;
-  /**
-   * With the memory registry the registry dies with the process, so a container with no row is
-   * one this host made before a restart: it is adopted. With Postgres it is a stranger: left alone.
-   */
-  adoptOrphans: boolean;
 }
 
 export type ReconcileAction =
@@ -24,39 +22,34 @@ export type ReconcileAction =
   | 'expired'
   | 'create_interrupted'
   | 'shutdown_interrupted'
-  | 'adopted'
-  | 'unknown_container';
+  | OrphanAction;
 
 export interface PassSummary {
   outcome: 'done' | 'skipped';
   reason?: string;
   containers: number;
   rows: number;
-  skipped_young: number;
+  skippedYoung: number;
+  /** Sandboxes this process is creating or ending right now: theirs to finish. */
+  skippedInFlight: number;
   actions: Partial<Record<ReconcileAction, number>>;
   failed: number;
-  duration_ms: number;
+  durationMs: number;
 }
 
-/** The statuses in which a sandbox still has work to do; terminal rows are history. */
-const UNFINISHED: readonly SandboxStatus[] = [
-  'creating',
-  'starting',
-  'ready',
-  'running',
-  'shutting_down',
-];
-
 interface Step {
-  action: ReconcileAction;
+  /** Undefined for an orphan container: what is done is known only once it is looked at. */
+  action?: ReconcileAction;
   sandboxId: string;
-  /** Resolves false when, looked at closer, there was nothing to do. */
-  run: () => Promise<boolean>;
+  /** Resolves to what was done, or null when, looked at closer, there was nothing to do. */
+  run: () => Promise<ReconcileAction | null>;
 }
 
 /**
  * Brings one host's registry rows and sandbox containers into agreement, one idempotent step per
- * disagreement. A pass that cannot read the registry or the engine does nothing.
+ * disagreement. A pass that cannot read the registry or the engine does nothing; a sandbox that a
+ * request is still creating or ending (here, or in another process: `creating`/`starting`/
+ * `shutting_down` not yet stuck) is left to it.
  */
 export class Reconciler {
   #stopping = false;
@@ -64,7 +57,9 @@ export class Reconciler {
   constructor(
     private readonly store: SandboxStore,
     private readonly runtime: ContainerRuntime,
-    private readonly service: SandboxService,
+    private readonly ending: SandboxEnding,
+    private readonly adoption: Adoption,
+    private readonly inFlight: InFlight,
     private readonly settings: ReconcilerSettings,
     private readonly logger: Logger,
   ) {}
@@ -80,10 +75,11 @@ export class Reconciler {
       outcome: 'done',
       containers: 0,
       rows: 0,
-      skipped_young: 0,
+      skippedYoung: 0,
+      skippedInFlight: 0,
       actions: {},
       failed: 0,
-      duration_ms: 0,
+      durationMs: 0,
     };
     const skip = (reason: string, error?: unknown) => {
       Object.assign(summary, { outcome: 'skipped', reason });
@@ -97,11 +93,11 @@ export class Reconciler {
     } catch (error) {
       skip('the registry could not be read', error);
     }
-    summary.duration_ms = Math.round(performance.now() - started);
+    summary.durationMs = Math.round(performance.now() - started);
     const log = summary.outcome === 'done' ? this.logger.info : this.logger.warn;
     log.call(this.logger, 'reconcile pass finished', {
       host_id: this.settings.hostId,
-      ...summary,
+      ...passSummaryWire(summary),
     });
     return summary;
   }
@@ -111,15 +107,15 @@ export class Reconciler {
     // Containers first: a row still active after its container was missing is really gone.
     let containers: ObservedContainer[];
     try {
-      containers = (await this.runtime.listSandboxContainers()).filter(
-        (container) => container.hostId === null || container.hostId === hostId,
+      containers = (await this.runtime.listSandboxContainers()).filter((container) =>
+        this.adoption.isOurs(container),
       );
     } catch (error) {
       return skip('the Docker engine could not be read', error);
     }
     let rows: Sandbox[];
     try {
-      rows = await this.store.list({ hostId, statuses: UNFINISHED });
+      rows = await this.store.list({ hostId, statuses: UNFINISHED_STATUSES });
     } catch (error) {
       return skip('the registry could not be read', error);
     }
@@ -128,23 +124,13 @@ export class Reconciler {
     const steps = this.#plan(rows, containers, summary);
     const rowIds = new Set(rows.map((row) => row.sandboxId));
     for (const container of containers) {
-      if (!rowIds.has(container.sandboxId)) steps.push(this.#orphanStep(container));
+      if (rowIds.has(container.sandboxId)) continue;
+      steps.push({
+        sandboxId: container.sandboxId,
+        run: () => this.adoption.consider(container),
+      });
     }
     await this.#runBounded(steps, summary);
-  }
-
-  /** Adopts every sandbox container with no row: the memory registry's start after a restart. */
-  async adoptOrphans(): Promise<number> {
-    const containers = await this.runtime.listSandboxContainers();
-    let adopted = 0;
-    for (const container of containers) {
-      const ours = container.hostId === null || container.hostId === this.settings.hostId;
-      if (ours && !(await this.store.get(container.sandboxId))) {
-        await this.service.adopt(container);
-        adopted += 1;
-      }
-    }
-    return adopted;
   }
 
   #plan(rows: Sandbox[], containers: ObservedContainer[], summary: PassSummary): Step[] {
@@ -156,62 +142,40 @@ export class Reconciler {
       steps.push({
         action,
         sandboxId: row.sandboxId,
-        run: () => this.service.end(row, options).then(() => true),
+        run: () => this.ending.end(row.sandboxId, options).then(() => action),
       });
+    const abruptly = (reason: string) => ({ graceful: false, reason, lastError: reason });
     for (const row of rows) {
       if (now - row.createdAt.getTime() < graceMs) {
-        summary.skipped_young += 1;
+        summary.skippedYoung += 1;
+        continue;
+      }
+      if (this.inFlight.has(row.sandboxId)) {
+        summary.skippedInFlight += 1;
         continue;
       }
       const container = byId.get(row.sandboxId);
       const stuck = now - row.updatedAt.getTime() > stuckMs;
-      if (row.status === 'starting' && stuck) {
-        // Past any ready timeout: the request that was waiting for it is gone.
-        const reason = 'its create was interrupted';
-        end(row, 'create_interrupted', { graceful: false, reason, lastError: reason });
-      } else if (ACTIVE_STATUSES.includes(row.status)) {
-        if (!container) {
-          const reason = 'its container is gone';
-          end(row, 'container_gone', { graceful: false, reason, lastError: reason });
-        } else if (!container.running) {
-          const reason = 'its container exited';
-          end(row, 'container_exited', { graceful: false, reason, lastError: reason });
-        } else if (now - row.createdAt.getTime() > maxSessionMs) {
-          const reason = 'the session reached its maximum duration';
-          end(row, 'expired', { graceful: true, reason, finalStatus: 'expired' });
+      if (PROVISIONING_STATUSES.includes(row.status)) {
+        // Whatever the grace: its create may be slow, and only a stuck one was interrupted.
+        if (stuck) end(row, 'create_interrupted', abruptly('its create was interrupted'));
+      } else if (row.status === 'shutting_down') {
+        if (stuck) {
+          end(row, 'shutdown_interrupted', {
+            graceful: false,
+            reason: 'its shutdown was interrupted',
+          });
         }
-      } else if (row.status === 'creating' && stuck) {
-        const reason = 'its create was interrupted';
-        end(row, 'create_interrupted', { graceful: false, reason, lastError: reason });
-      } else if (row.status === 'shutting_down' && stuck) {
-        const reason = 'its shutdown was interrupted';
-        end(row, 'shutdown_interrupted', { graceful: false, reason });
+      } else if (!container) {
+        end(row, 'container_gone', abruptly('its container is gone'));
+      } else if (!container.running) {
+        end(row, 'container_exited', abruptly('its container exited'));
+      } else if (now - row.createdAt.getTime() > maxSessionMs) {
+        const reason = 'the session reached its maximum duration';
+        end(row, 'expired', { graceful: true, reason, finalStatus: 'expired' });
       }
     }
     return steps;
-  }
-
-  #orphanStep(container: ObservedContainer): Step {
-    const { sandboxId } = container;
-    return {
-      action: this.settings.adoptOrphans ? 'adopted' : 'unknown_container',
-      sandboxId,
-      run: async () => {
-        // Its row may be finished (listed rows are unfinished ones) or another host's.
-        if (await this.store.get(sandboxId)) return false;
-        if (this.settings.adoptOrphans) {
-          await this.service.adopt(container);
-          return true;
-        }
-        this.logger.warn('sandbox container has no registry row: left alone', {
-          sandbox_id: sandboxId,
-          user_id: container.userId,
-          container_id: container.containerId,
-          container_running: container.running,
-        });
-        return true;
-      },
-    };
   }
 
   /** At most `concurrency` steps at once; a failed step is logged and the pass goes on. */
@@ -222,8 +186,8 @@ export class Reconciler {
         const step = steps[next] as Step;
         next += 1;
         try {
-          if ((await step.run()) === false) continue;
-          summary.actions[step.action] = (summary.actions[step.action] ?? 0) + 1;
+          const done = await step.run();
+          if (done) summary.actions[done] = (summary.actions[done] ?? 0) + 1;
         } catch (error) {
           summary.failed += 1;
           this.logger.error('reconcile step failed', {

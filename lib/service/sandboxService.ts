@@ -1,33 +1,33 @@
 import { createHash } from 'node:crypto';
 import {
-  ACTIVE_STATUSES,
-  EXEC_STATUSES,
-  TERMINAL_STATUSES,
   COLD_PATH,
   CREATED_AT_LABEL,
-  DEFAULT_EXEC_USER,
+  EXEC_STATUSES,
   HOST_ID_LABEL,
   HOT_PATH,
   newSandbox,
   SANDBOX_ID_LABEL,
+  TERMINAL_STATUSES,
   USER_ID_LABEL,
   type Sandbox,
-  type SandboxStatus,
 } from '../domain/sandbox.js';
-import { ConflictError, NotFoundError, sandboxNotFound, UnavailableError } from '../errors.js';
+import { ConflictError, NotFoundError, sandboxNotFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type {
   ContainerRuntime,
+  ContainerSpec,
   ExecResult,
-  ObservedContainer,
   SandboxStore,
   StatusChange,
 } from '../ports.js';
-import type { HomeSync, Tier } from './homeSync.js';
+import type { SandboxEnding } from './ending.js';
+import type { HomeSync } from './homeSync.js';
+import type { InFlight } from './inFlight.js';
+import { sandboxLog } from './sandboxLog.js';
+import { moveStatus } from './statusMoves.js';
 
 export interface SandboxServiceSettings {
   hostId: string;
-  storeKind: 'memory' | 'postgres';
   image: string;
   network: string;
   cpuLimit: number;
@@ -46,108 +46,36 @@ export interface ExecCommand {
   user: string;
 }
 
-interface DependencyHealth {
-  reachable: boolean;
-  latency_ms: number;
-  error?: string;
-}
-
-export interface Health {
-  status: 'healthy' | 'degraded';
-  active_sandboxes: number;
-  uptime_seconds: number;
-  host_id: string;
-  docker: DependencyHealth;
-  registry: DependencyHealth & { store: 'memory' | 'postgres' };
-  /** Users' homes in S3; not configured means nothing is kept, which is not a failure. */
-  storage: DependencyHealth & { configured: boolean };
-}
-
-export interface EndOptions {
-  graceful: boolean;
-  reason: string;
-  /** `stopped` unless the session ran out of time. */
-  finalStatus?: Extract<SandboxStatus, 'stopped' | 'expired'>;
-  /** Kept on the row when the end was not asked for (the reconciler's findings). */
-  lastError?: string;
-}
-
-/** A dependency check that hangs (an SDK retrying) is reported as such, not waited for. */
-const PROBE_TIMEOUT_MS = 3000;
-
-/** Times a dependency check; a failure is reported, not thrown. */
-async function probe<T>(check: () => Promise<T>): Promise<[DependencyHealth, T | undefined]> {
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)),
-      PROBE_TIMEOUT_MS,
-    );
-  });
-  try {
-    const value = await Promise.race([check(), timeout]);
-    return [{ reachable: true, latency_ms: elapsed() }, value];
-  } catch (error) {
-    return [
-      { reachable: false, latency_ms: elapsed(), error: (error as Error).message },
-      undefined,
-    ];
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Graceful stops get the sandbox's own shutdown window plus this margin before Docker kills. */
-const STOP_MARGIN_SECONDS = 10;
-
+/** What a caller asks of a sandbox: create it, read it, run commands in it, end it. */
 export class SandboxService {
-  readonly #startedAt = Date.now();
-  /** One shutdown at a time per sandbox; a second request joins the first. */
-  readonly #ending = new Map<string, Promise<void>>();
-
   constructor(
     private readonly store: SandboxStore,
     private readonly runtime: ContainerRuntime,
-    private readonly settings: SandboxServiceSettings,
-    private readonly logger: Logger,
+    private readonly ending: SandboxEnding,
+    private readonly inFlight: InFlight,
     /** Users' homes in S3; null when no bucket is configured (nothing is kept). */
     private readonly homes: HomeSync | null,
+    private readonly settings: SandboxServiceSettings,
+    private readonly logger: Logger,
   ) {}
 
-  async health(): Promise<Health> {
-    const { hostId, storeKind } = this.settings;
-    const { homes } = this;
-    const [[docker], [registry, active], [storage]] = await Promise.all([
-      probe(() => this.runtime.ping()),
-      probe(() => this.store.count({ hostId, statuses: ACTIVE_STATUSES })),
-      homes ? probe(() => homes.checkStorage()) : probe(async () => undefined),
-    ]);
-    const healthy = docker.reachable && registry.reachable && storage.reachable;
-    return {
-      status: healthy ? 'healthy' : 'degraded',
-      active_sandboxes: active ?? 0,
-      uptime_seconds: Math.floor((Date.now() - this.#startedAt) / 1000),
-      host_id: hostId,
-      docker,
-      registry: { store: storeKind, ...registry },
-      storage: { configured: homes !== null, ...storage },
-    };
-  }
-
+  /** Answers once the sandbox is ready, or failed; Docker's own failures go up as they are. */
   async create(userId: string, config: Record<string, unknown>): Promise<Sandbox> {
     const sandbox = newSandbox(userId, config, this.settings.hostId);
-    const log = this.#log(sandbox);
     await this.store.save(sandbox);
-    log.info('sandbox create requested');
+    sandboxLog(this.logger, sandbox).info('sandbox create requested');
+    return this.inFlight.run(sandbox.sandboxId, () => this.#provision(sandbox));
+  }
+
+  async #provision(sandbox: Sandbox): Promise<Sandbox> {
+    const { sandboxId, userId } = sandbox;
+    const log = sandboxLog(this.logger, sandbox);
     let containerId: string | null = null;
     try {
       containerId = await this.runtime.create(this.#containerSpec(sandbox));
-      if (this.homes) {
+      if (this.homes)
         log.info('home restored', { files: await this.homes.restore(userId, containerId) });
-      }
-      await this.#move(sandbox.sandboxId, { status: 'starting', containerId }, 'container created');
+      await this.#move(sandboxId, { status: 'starting', containerId }, 'container created');
       const started = performance.now();
       const outcome = await this.runtime.startAndWaitReady(
         containerId,
@@ -156,21 +84,30 @@ export class SandboxService {
       );
       if (outcome.ready) {
         log.info('sandbox ready', { ready_ms: Math.round(performance.now() - started) });
-        this.runtime.prepareExec(containerId, DEFAULT_EXEC_USER, this.settings.maxOutputBytes);
-        return await this.#move(sandbox.sandboxId, { status: 'ready' }, 'ready marker seen');
+        return await this.#move(sandboxId, { status: 'ready' }, 'ready marker seen');
       }
       log.warn('sandbox failed to become ready', { reason: outcome.reason });
       await this.runtime.remove(containerId);
       return await this.#move(
-        sandbox.sandboxId,
+        sandboxId,
         { status: 'failed', lastError: outcome.reason },
         outcome.reason,
       );
     } catch (error) {
       log.error('sandbox create failed', { error });
+      const current = await this.store.get(sandboxId).catch(() => null);
+      if (
+        current &&
+        (current.status === 'shutting_down' || TERMINAL_STATUSES.includes(current.status))
+      ) {
+        // Ended meanwhile (a DELETE): that end, queued behind this create, removes the container.
+        throw new ConflictError(`Sandbox ${sandboxId} was ended while it was being created`, {
+          cause: error,
+        });
+      }
       if (containerId) await this.runtime.remove(containerId).catch(() => undefined);
       const reason = (error as Error).message;
-      await this.#move(sandbox.sandboxId, { status: 'failed', lastError: reason }, reason).catch(
+      await this.#move(sandboxId, { status: 'failed', lastError: reason }, reason).catch(
         () => undefined,
       );
       throw error;
@@ -223,7 +160,7 @@ export class SandboxService {
       }
       throw error;
     }
-    const log = this.#log(sandbox);
+    const log = sandboxLog(this.logger, sandbox);
     // Commands carry secrets: their text only at DEBUG, a length and a short hash above it.
     log.debug('exec command', { command: request.command });
     log.info('exec finished', {
@@ -244,21 +181,23 @@ export class SandboxService {
       await this.#getLocal(sandboxId);
       throw sandboxNotFound(sandboxId);
     }
-    this.#log(sandbox).debug('heartbeat');
+    sandboxLog(this.logger, sandbox).debug('heartbeat');
     return sandbox;
   }
 
   /** Ends the sandbox now: the answer comes once the container is gone. */
   async destroy(sandboxId: string, graceful: boolean): Promise<void> {
-    const sandbox = await this.#getLocal(sandboxId);
-    await this.end(sandbox, { graceful, reason: 'deleted by request' });
+    await this.#getLocal(sandboxId);
+    await this.ending.end(sandboxId, { graceful, reason: 'deleted by request' });
   }
 
   /** The agent says it is done: shutdown starts, the answer does not wait for it. */
   async complete(sandboxId: string, result: unknown): Promise<Sandbox> {
     const sandbox = await this.#getLocal(sandboxId);
-    this.#log(sandbox).info('sandbox completed by agent', { has_result: result !== undefined });
-    return this.#endInBackground(sandbox, 'completed by agent');
+    sandboxLog(this.logger, sandbox).info('sandbox completed by agent', {
+      has_result: result !== undefined,
+    });
+    return this.ending.begin(sandbox, 'completed by agent');
   }
 
   async reportError(
@@ -268,130 +207,18 @@ export class SandboxService {
   ): Promise<Sandbox> {
     const sandbox = await this.#getLocal(sandboxId);
     // The message is what an operator needs; the details are request body, so only their keys.
-    this.#log(sandbox).warn('error reported by agent', {
+    sandboxLog(this.logger, sandbox).warn('error reported by agent', {
       agent_error: message.slice(0, 1000),
       details_keys: Object.keys(details ?? {}),
     });
-    return this.#endInBackground(sandbox, `agent reported an error: ${message}`);
+    return this.ending.begin(sandbox, `agent reported an error: ${message}`);
   }
 
-  /** Waits for shutdowns in flight, for a clean process exit. */
-  async drain(): Promise<void> {
-    await Promise.allSettled([...this.#ending.values()]);
+  #move(sandboxId: string, change: StatusChange, reason: string): Promise<Sandbox> {
+    return moveStatus(this.store, this.logger, sandboxId, change, reason);
   }
 
-  /** Takes a running sandbox container with no registry row back into the registry. */
-  async adopt(container: ObservedContainer): Promise<Sandbox> {
-    const base = newSandbox(
-      container.userId,
-      {},
-      this.settings.hostId,
-      container.createdAt ?? undefined,
-    );
-    const sandbox: Sandbox = {
-      ...base,
-      sandboxId: container.sandboxId,
-      containerId: container.containerId,
-      status: 'running',
-    };
-    await this.store.save(sandbox);
-    this.#log(sandbox).warn('sandbox adopted from its container', {
-      container_id: container.containerId,
-      container_running: container.running,
-    });
-    return sandbox;
-  }
-
-  async #endInBackground(sandbox: Sandbox, reason: string): Promise<Sandbox> {
-    if (TERMINAL_STATUSES.includes(sandbox.status)) return sandbox;
-    const shuttingDown = await this.#move(sandbox.sandboxId, { status: 'shutting_down' }, reason);
-    this.end(sandbox, { graceful: true, reason }).catch((error: unknown) =>
-      this.#log(sandbox).error('background shutdown failed', { error }),
-    );
-    return shuttingDown;
-  }
-
-  /**
-   * Ends a sandbox the one way: stop, save its home, remove its container, then `stopped` (or
-   * `expired`). Each step is idempotent, so an end that was interrupted can simply run again.
-   */
-  end(sandbox: Sandbox, options: EndOptions): Promise<void> {
-    const inFlight = this.#ending.get(sandbox.sandboxId);
-    if (inFlight) return inFlight;
-    const ending = this.#stopAndRemove(sandbox.sandboxId, options).finally(() =>
-      this.#ending.delete(sandbox.sandboxId),
-    );
-    this.#ending.set(sandbox.sandboxId, ending);
-    return ending;
-  }
-
-  async #stopAndRemove(sandboxId: string, options: EndOptions): Promise<void> {
-    // Read afresh: another request, or another process, may have ended it meanwhile.
-    const sandbox = await this.store.get(sandboxId);
-    if (!sandbox || TERMINAL_STATUSES.includes(sandbox.status)) return;
-    const { graceful, reason, lastError } = options;
-    const log = this.#log(sandbox);
-    await this.#move(sandboxId, { status: 'shutting_down', lastError }, reason);
-    log.info('sandbox shutting down', { reason, graceful });
-    // A create interrupted before the id was recorded left a container named after the sandbox.
-    const container = sandbox.containerId ?? sandbox.sandboxId;
-    try {
-      const timeout = graceful ? this.settings.shutdownTimeoutSeconds + STOP_MARGIN_SECONDS : 0;
-      await this.runtime.stop(container, timeout);
-      await this.#saveHome(sandbox, container);
-      await this.runtime.remove(container);
-    } catch (error) {
-      const failure = (error as Error).message;
-      await this.#move(sandboxId, { status: 'shutting_down', lastError: failure }, failure);
-      throw error;
-    }
-    await this.#move(sandboxId, { status: options.finalStatus ?? 'stopped' }, reason);
-    log.info('sandbox destroyed', { reason });
-  }
-
-  /** Saves the stopped container's home; the container stays until this succeeds. */
-  async #saveHome(sandbox: Sandbox, container: string): Promise<void> {
-    if (!this.homes) return;
-    try {
-      await this.homes.save(sandbox.userId, container);
-    } catch (error) {
-      // The container was removed behind our back: its files went with it, nothing is left to save.
-      if (!(error instanceof NotFoundError)) throw error;
-      this.#log(sandbox).error('container gone before its home could be saved', { error });
-    }
-  }
-
-  async storageUsage(userId: string) {
-    return this.#requireHomes().usage(userId);
-  }
-
-  async emptyStorage(userId: string, tier: Tier): Promise<number> {
-    const deleted = await this.#requireHomes().empty(userId, tier);
-    this.logger.warn('user storage emptied', { user_id: userId, tier, deleted_objects: deleted });
-    return deleted;
-  }
-
-  #requireHomes(): HomeSync {
-    if (!this.homes) throw new UnavailableError('S3', 'No S3 bucket is configured');
-    return this.homes;
-  }
-
-  /** Every status change goes through here, and is logged with its reason. */
-  async #move(sandboxId: string, change: StatusChange, reason: string): Promise<Sandbox> {
-    const update = await this.store.updateStatus(sandboxId, change);
-    if (!update) throw sandboxNotFound(sandboxId);
-    const { sandbox, previous } = update;
-    if (previous !== sandbox.status) {
-      this.#log(sandbox).info('sandbox status changed', {
-        from: previous,
-        to: sandbox.status,
-        reason,
-      });
-    }
-    return sandbox;
-  }
-
-  #containerSpec(sandbox: Sandbox) {
+  #containerSpec(sandbox: Sandbox): ContainerSpec {
     const { settings } = this;
     return {
       name: sandbox.sandboxId,
@@ -414,19 +241,6 @@ export class SandboxService {
       cpuLimit: settings.cpuLimit,
       memoryLimitBytes: settings.memoryLimitBytes,
       network: settings.network,
-    };
-  }
-
-  /** Log calls that carry the sandbox's ids; cheaper than a child logger per call. */
-  #log(sandbox: Sandbox) {
-    const ids = { sandbox_id: sandbox.sandboxId, user_id: sandbox.userId };
-    const { logger } = this;
-    type Extra = Record<string, unknown>;
-    return {
-      debug: (message: string, extra: Extra = {}) => logger.debug(message, { ...ids, ...extra }),
-      info: (message: string, extra: Extra = {}) => logger.info(message, { ...ids, ...extra }),
-      warn: (message: string, extra: Extra = {}) => logger.warn(message, { ...ids, ...extra }),
-      error: (message: string, extra: Extra = {}) => logger.error(message, { ...ids, ...extra }),
     };
   }
 }

@@ -12,7 +12,11 @@ import { until } from '../support/until.js';
  * The Docker adapter on its own, against the real engine: a command run in a prepared shell must
  * be indistinguishable from one run in an exec of its own.
  */
-const runtime = new DockerRuntime(docker, createLogger('ERROR', 'json'), 10_000);
+const runtime = new DockerRuntime(docker, createLogger('ERROR', 'json'), {
+  slowCallMs: 10_000,
+  firstCommandUser: 'agent',
+  maxOutputBytes: 1024 * 1024,
+});
 const name = `${testUser('shells')}-${process.pid}`;
 let containerId = '';
 

@@ -4,7 +4,7 @@ import { apiKeyAuth } from '../../lib/http/apiKeyAuth.js';
 import { ForbiddenError, UnauthorizedError } from '../../lib/errors.js';
 
 function check(keys: string[], headers: Record<string, string>, headerName = 'X-API-Key') {
-  const middleware = apiKeyAuth(() => ({ keys, headerName }));
+  const middleware = apiKeyAuth({ keys, headerName });
   const request = { event: { headers } as unknown as APIGatewayProxyEvent };
   // middy passes a full request; the check reads only the event's headers.
   return middleware.before?.(request as never);

@@ -10,7 +10,9 @@ import type {
   ReadyOutcome,
 } from '../../lib/ports.js';
 import { Reconciler, type ReconcilerSettings } from '../../lib/service/reconciler.js';
-import { SandboxService } from '../../lib/service/sandboxService.js';
+import { loadConfig } from '../../lib/config.js';
+import { Adoption } from '../../lib/service/adoption.js';
+import { composeServices } from '../../lib/services.js';
 
 export const HOST_ID = 'host-a';
 
@@ -33,6 +35,8 @@ export class FakeRuntime implements ContainerRuntime {
   async ping(): Promise<void> {
     this.#call('ping');
   }
+
+  close(): void {}
 
   async listSandboxContainers(): Promise<ObservedContainer[]> {
     this.#call('list');
@@ -80,13 +84,6 @@ export class FakeRuntime implements ContainerRuntime {
     };
   }
 
-  /** What prepareExec was told, as `container:user`; not a call to the engine. */
-  readonly prepared: string[] = [];
-
-  prepareExec(containerId: string, user: string): void {
-    this.prepared.push(`${containerId}:${user}`);
-  }
-
   async stop(containerId: string): Promise<void> {
     this.#call('stop');
     this.running.delete(containerId);
@@ -116,44 +113,40 @@ export class FakeRuntime implements ContainerRuntime {
   }
 }
 
+/** The services over a memory registry and this runtime, wired as the app wires them. */
 export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
   const store = new MemorySandboxStore({ stoppedRetentionMs: 60_000, maxStopped: 100 });
   const logger = new Logger({ logLevel: 'CRITICAL' });
-  const service = new SandboxService(
-    store,
-    runtime,
-    {
-      hostId,
-      storeKind: 'memory',
-      image: 'matrx-sandbox:test',
-      network: 'none',
-      cpuLimit: 1,
-      memoryLimitBytes: 1024 ** 3,
-      s3Bucket: 'bucket',
-      s3Region: 'us-east-1',
-      shutdownTimeoutSeconds: 1,
-      readyTimeoutSeconds: 5,
-      defaultCommandTimeoutSeconds: 30,
-      maxOutputBytes: 1024,
-    },
-    logger,
-    null,
-  );
-  const reconcilerWith = (settings: Partial<ReconcilerSettings> = {}) =>
-    new Reconciler(
+  const settings = loadConfig({
+    MATRX_HOST_ID: hostId,
+    MATRX_SANDBOX_IMAGE: 'matrx-sandbox:test',
+    MATRX_DOCKER_NETWORK: 'none',
+    MATRX_SHUTDOWN_TIMEOUT_SECONDS: '1',
+    MATRX_READY_TIMEOUT_SECONDS: '5',
+    MATRX_MAX_OUTPUT_BYTES: '1024',
+  });
+  const services = composeServices({ store, runtime, objects: null }, settings, logger);
+  const reconcilerWith = (
+    overrides: Partial<ReconcilerSettings> & { adoptOrphans?: boolean } = {},
+  ) => {
+    const { adoptOrphans = false, ...reconcile } = overrides;
+    const adoption = new Adoption(store, runtime, { hostId, adoptOrphans }, logger);
+    return new Reconciler(
       store,
       runtime,
-      service,
+      services.ending,
+      adoption,
+      services.inFlight,
       {
         hostId,
         graceMs: 0,
         stuckMs: 60_000,
         maxSessionMs: 3_600_000,
         concurrency: 2,
-        adoptOrphans: false,
-        ...settings,
+        ...reconcile,
       },
       logger,
     );
-  return { store, service, reconcilerWith };
+  };
+  return { store, service: services.sandboxes, ...services, reconcilerWith };
 }

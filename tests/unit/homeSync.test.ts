@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { isSkipped, userPrefix } from '../../lib/service/homeSync.js';
+import { userPrefix } from '../../lib/domain/storage.js';
+import { isSkipped } from '../../lib/service/homeArchive.js';
 
 describe('home sync rules', () => {
   it('skips temporary files, .DS_Store and __pycache__ anywhere', () => {

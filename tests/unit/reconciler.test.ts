@@ -39,7 +39,7 @@ describe('Reconciler', () => {
     const sandbox = await service.create('alice', {});
     runtime.containers.clear();
     const summary = await reconcilerWith({ graceMs: 60_000 }).runPass();
-    expect(summary).toMatchObject({ skipped_young: 1, actions: {} });
+    expect(summary).toMatchObject({ skippedYoung: 1, actions: {} });
     expect((await service.get(sandbox.sandboxId)).status).toBe('ready');
   });
 

@@ -12,13 +12,6 @@ describe('SandboxService', () => {
     expect(runtime.calls).toEqual(['create', 'start']);
   });
 
-  it('a ready sandbox has the exec of its first command started ahead, as the default user', async () => {
-    const runtime = new FakeRuntime();
-    const { service } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
-    expect(runtime.prepared).toEqual([`${sandbox.containerId}:agent`]);
-  });
-
   it('a sandbox that never gets ready is failed, with the reason, and its container removed', async () => {
     const runtime = new FakeRuntime();
     runtime.readyOutcome = { ready: false, reason: 'container exited with code 1' };
@@ -26,7 +19,6 @@ describe('SandboxService', () => {
     const sandbox = await service.create('alice', {});
     expect(sandbox).toMatchObject({ status: 'failed', lastError: 'container exited with code 1' });
     expect(runtime.calls).toContain('remove');
-    expect(runtime.prepared).toEqual([]);
   });
 
   it('Docker down on create: the error goes up and the sandbox is failed', async () => {
@@ -98,22 +90,22 @@ describe('SandboxService', () => {
 
   it('complete answers shutting_down at once and finishes in the background', async () => {
     const runtime = new FakeRuntime();
-    const { service } = serviceWith(runtime);
+    const { service, inFlight } = serviceWith(runtime);
     const sandbox = await service.create('alice', {});
     const answered = await service.complete(sandbox.sandboxId, { ok: true });
     expect(answered.status).toBe('shutting_down');
-    await service.drain();
+    await inFlight.drain();
     expect((await service.get(sandbox.sandboxId)).status).toBe('stopped');
     expect(runtime.running.size).toBe(0);
   });
 
   it('health counts active sandboxes and says degraded when Docker is down', async () => {
     const runtime = new FakeRuntime();
-    const { service } = serviceWith(runtime);
+    const { service, health } = serviceWith(runtime);
     await service.create('alice', {});
-    expect(await service.health()).toMatchObject({ status: 'healthy', active_sandboxes: 1 });
+    expect(await health.check()).toMatchObject({ status: 'healthy', activeSandboxes: 1 });
     runtime.failOn.set('ping', new UnavailableError('Docker engine', 'down'));
-    expect(await service.health()).toMatchObject({
+    expect(await health.check()).toMatchObject({
       status: 'degraded',
       docker: { reachable: false },
     });

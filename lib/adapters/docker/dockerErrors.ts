@@ -1,6 +1,4 @@
-import { ConflictError, NotFoundError, UnavailableError } from '../../errors.js';
-
-export const DOCKER = 'Docker engine';
+import { ConflictError, DOCKER, NotFoundError, UnavailableError } from '../../errors.js';
 
 interface DockerApiError {
   statusCode?: number;

@@ -1,6 +1,6 @@
 import type { Duplex, Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { UnavailableError } from '../../errors.js';
+import { DOCKER, UnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type {
   ContainerRuntime,
@@ -17,17 +17,25 @@ import {
   USER_ID_LABEL,
 } from '../../domain/sandbox.js';
 import { loggedCall } from '../callLog.js';
-import { DOCKER, dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
+import { dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
 import { execInContainer } from './execInContainer.js';
 import { PreparedShells } from './preparedShells.js';
+import { delay, readyLineSeen, timedOut } from './readiness.js';
 
-/** The line the sandbox image prints once it has touched the ready marker. */
-export const READY_LINE = 'matrx-sandbox: ready';
 const READY_MARKER = '/tmp/.sandbox_ready';
 /** For images that touch the marker without printing the line. */
 const MARKER_POLL_MS = 250;
 const PING_TIMEOUT_MS = 2000;
 const PIDS_LIMIT = 4096;
+
+export interface DockerRuntimeOptions {
+  /** A Docker call slower than this is logged as slow. */
+  slowCallMs: number;
+  /** Who runs a sandbox's first command: its shell is started as soon as the sandbox is ready. */
+  firstCommandUser: string;
+  /** The output cap of commands, which a shell started ahead must already know. */
+  maxOutputBytes: number;
+}
 
 export class DockerRuntime implements ContainerRuntime {
   readonly #shells: PreparedShells;
@@ -35,8 +43,7 @@ export class DockerRuntime implements ContainerRuntime {
   constructor(
     private readonly docker: Docker,
     private readonly logger: Logger,
-    /** A Docker call slower than this is logged as slow. */
-    private readonly slowCallMs: number,
+    private readonly options: DockerRuntimeOptions,
   ) {
     this.#shells = new PreparedShells(docker, (containerId, start) =>
       this.#call('start_shell', containerId, start, false),
@@ -55,7 +62,7 @@ export class DockerRuntime implements ContainerRuntime {
     run: () => Promise<T>,
     timed = true,
   ): Promise<T> {
-    const slowMs = timed ? this.slowCallMs : undefined;
+    const slowMs = timed ? this.options.slowCallMs : undefined;
     return loggedCall(this.logger, 'docker', { operation, target: { container }, slowMs }, run);
   }
 
@@ -149,7 +156,7 @@ export class DockerRuntime implements ContainerRuntime {
         treatingAsDone([304], `start container ${containerId}`, () => container.start()),
       );
       onStarted();
-      return await this.#call(
+      const outcome = await this.#call(
         'wait_ready',
         containerId,
         () =>
@@ -160,6 +167,9 @@ export class DockerRuntime implements ContainerRuntime {
           ]),
         false,
       );
+      const { firstCommandUser, maxOutputBytes } = this.options;
+      if (outcome.ready) this.#shells.prepareSoon(containerId, firstCommandUser, maxOutputBytes);
+      return outcome;
     } finally {
       stop.abort();
       output.destroy();
@@ -201,7 +211,7 @@ export class DockerRuntime implements ContainerRuntime {
         )
       : undefined;
     const result = prepared ?? (await this.#ownExec(containerId, request));
-    this.prepareExec(containerId, request.user, request.maxOutputBytes);
+    this.#shells.prepareSoon(containerId, request.user, request.maxOutputBytes);
     return result;
   }
 
@@ -213,10 +223,6 @@ export class DockerRuntime implements ContainerRuntime {
       () => execInContainer(this.docker, containerId, request),
       false,
     );
-  }
-
-  prepareExec(containerId: string, user: string, maxOutputBytes: number): void {
-    this.#shells.prepareSoon(containerId, user, maxOutputBytes);
   }
 
   stop(containerId: string, timeoutSeconds: number): Promise<void> {
@@ -300,35 +306,4 @@ export class DockerRuntime implements ContainerRuntime {
       }
     });
   }
-}
-
-function readyLineSeen(output: Duplex): Promise<ReadyOutcome> {
-  return new Promise((resolve) => {
-    let tail = '';
-    output.on('data', (chunk: Buffer) => {
-      tail = (tail + chunk.toString('latin1')).slice(-4096);
-      if (tail.includes(READY_LINE)) resolve({ ready: true });
-    });
-  });
-}
-
-function timedOut(timeoutMs: number, signal: AbortSignal): Promise<ReadyOutcome> {
-  return delay(timeoutMs, signal).then(() => ({
-    ready: false,
-    reason: `not ready within ${Math.round(timeoutMs / 1000)} s`,
-  }));
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }

@@ -71,6 +71,14 @@ export class MemorySandboxStore implements SandboxStore {
     return { sandbox: structuredClone(sandbox), previous };
   }
 
+  async recordError(sandboxId: string, lastError: string): Promise<boolean> {
+    const sandbox = this.#sandboxes.get(sandboxId);
+    if (!sandbox) return false;
+    sandbox.lastError = lastError;
+    sandbox.updatedAt = this.#options.now();
+    return true;
+  }
+
   async touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null> {
     const sandbox = this.#sandboxes.get(sandboxId);
     if (!sandbox || sandbox.hostId !== hostId) return null;

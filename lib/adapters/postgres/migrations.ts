@@ -1,9 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { UnavailableError } from '../../errors.js';
+import { POSTGRES, UnavailableError } from '../../errors.js';
 import { PROJECT_ROOT } from '../../projectRoot.js';
-import { POSTGRES, toServiceError } from './pgErrors.js';
+import { toServiceError } from './pgErrors.js';
 
 export const MIGRATIONS_DIR = join(PROJECT_ROOT, 'migrations');
 const MIGRATION_FILE = /^\d{3}_[a-z0-9_]+\.sql$/;

@@ -1,6 +1,4 @@
-import { ConflictError, UnavailableError } from '../../errors.js';
-
-export const POSTGRES = 'Postgres';
+import { ConflictError, POSTGRES, UnavailableError } from '../../errors.js';
 
 const UNIQUE_VIOLATION = '23505';
 const UNDEFINED_TABLE = '42P01';

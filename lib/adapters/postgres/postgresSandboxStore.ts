@@ -192,6 +192,15 @@ export class PostgresSandboxStore implements SandboxStore {
     );
   }
 
+  async recordError(sandboxId: string, lastError: string): Promise<boolean> {
+    const rows = await this.#query<{ sandbox_id: string }>(
+      'record_error',
+      'UPDATE sandboxes SET last_error = $2, updated_at = NOW() WHERE sandbox_id = $1 RETURNING sandbox_id',
+      [sandboxId, lastError],
+    );
+    return rows.length > 0;
+  }
+
   async touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null> {
     const rows = await this.#query<SandboxRow>(
       'touch_heartbeat',

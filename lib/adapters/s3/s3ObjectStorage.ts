@@ -8,12 +8,11 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { NotFoundError, UnavailableError } from '../../errors.js';
+import { NotFoundError, S3, UnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { FetchedObject, ObjectStorage, StoredObject } from '../../ports.js';
 import { loggedCall } from '../callLog.js';
 
-export const S3 = 'S3';
 const DELETE_BATCH = 1000;
 /** A body larger than one part goes up as a multipart upload. */
 const PART_SIZE = 8 * 1024 * 1024;

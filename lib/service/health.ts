@@ -1,0 +1,76 @@
+import { ACTIVE_STATUSES } from '../domain/sandbox.js';
+import type { ContainerRuntime, ObjectStorage, SandboxStore } from '../ports.js';
+
+export interface DependencyHealth {
+  reachable: boolean;
+  latencyMs: number;
+  error?: string;
+}
+
+export interface Health {
+  status: 'healthy' | 'degraded';
+  activeSandboxes: number;
+  uptimeSeconds: number;
+  hostId: string;
+  docker: DependencyHealth;
+  registry: DependencyHealth & { store: 'memory' | 'postgres' };
+  /** Users' homes in S3; not configured means nothing is kept, which is not a failure. */
+  storage: DependencyHealth & { configured: boolean };
+}
+
+/** A dependency check that hangs (an SDK retrying) is reported as such, not waited for. */
+const PROBE_TIMEOUT_MS = 3000;
+
+/** Times a dependency check; a failure is reported, not thrown. */
+async function probe<T>(check: () => Promise<T>): Promise<[DependencyHealth, T | undefined]> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)),
+      PROBE_TIMEOUT_MS,
+    );
+  });
+  try {
+    const value = await Promise.race([check(), timeout]);
+    return [{ reachable: true, latencyMs: elapsed() }, value];
+  } catch (error) {
+    return [{ reachable: false, latencyMs: elapsed(), error: (error as Error).message }, undefined];
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The service's health: each dependency probed at once, and this host's active sandboxes. */
+export class HealthCheck {
+  readonly #startedAt = Date.now();
+
+  constructor(
+    private readonly store: SandboxStore,
+    private readonly runtime: ContainerRuntime,
+    /** Null when no bucket is configured. */
+    private readonly storage: ObjectStorage | null,
+    private readonly settings: { hostId: string; storeKind: 'memory' | 'postgres' },
+  ) {}
+
+  async check(): Promise<Health> {
+    const { hostId, storeKind } = this.settings;
+    const { storage } = this;
+    const [[docker], [registry, active], [bucket]] = await Promise.all([
+      probe(() => this.runtime.ping()),
+      probe(() => this.store.count({ hostId, statuses: ACTIVE_STATUSES })),
+      probe(async () => storage?.checkBucket()),
+    ]);
+    const healthy = docker.reachable && registry.reachable && bucket.reachable;
+    return {
+      status: healthy ? 'healthy' : 'degraded',
+      activeSandboxes: active ?? 0,
+      uptimeSeconds: Math.floor((Date.now() - this.#startedAt) / 1000),
+      hostId,
+      docker,
+      registry: { store: storeKind, ...registry },
+      storage: { configured: storage !== null, ...bucket },
+    };
+  }
+}

@@ -1,0 +1,93 @@
+import type { Settings } from './config.js';
+import type { Logger } from './logger.js';
+import type { ContainerRuntime, ObjectStorage, SandboxStore } from './ports.js';
+import { Adoption } from './service/adoption.js';
+import { SandboxEnding } from './service/ending.js';
+import { HealthCheck } from './service/health.js';
+import { HomeSync } from './service/homeSync.js';
+import { InFlight } from './service/inFlight.js';
+import { Reconciler } from './service/reconciler.js';
+import { SandboxService } from './service/sandboxService.js';
+import { UserStorage } from './service/userStorage.js';
+
+export interface Ports {
+  store: SandboxStore;
+  runtime: ContainerRuntime;
+  /** Null when no bucket is configured: homes are not kept. */
+  objects: ObjectStorage | null;
+}
+
+/** The services over the ports, wired as every process (and the unit tests) use them. */
+export function composeServices(
+  { store, runtime, objects }: Ports,
+  settings: Settings,
+  logger: Logger,
+) {
+  const homes = objects ? new HomeSync(objects, runtime, logger) : null;
+  const inFlight = new InFlight();
+  const ending = new SandboxEnding(
+    store,
+    runtime,
+    homes,
+    inFlight,
+    { shutdownTimeoutSeconds: settings.SHUTDOWN_TIMEOUT_SECONDS },
+    logger,
+  );
+  const adoption = new Adoption(
+    store,
+    runtime,
+    // The memory registry dies with the process: its host's containers are its own to take back.
+    { hostId: settings.HOST_ID, adoptOrphans: settings.SANDBOX_STORE === 'memory' },
+    logger,
+  );
+  const sandboxes = new SandboxService(
+    store,
+    runtime,
+    ending,
+    inFlight,
+    homes,
+    {
+      hostId: settings.HOST_ID,
+      image: settings.SANDBOX_IMAGE,
+      network: settings.DOCKER_NETWORK,
+      cpuLimit: settings.CONTAINER_CPU_LIMIT,
+      memoryLimitBytes: settings.CONTAINER_MEMORY_LIMIT,
+      s3Bucket: settings.S3_BUCKET ?? '',
+      s3Region: settings.S3_REGION,
+      shutdownTimeoutSeconds: settings.SHUTDOWN_TIMEOUT_SECONDS,
+      readyTimeoutSeconds: settings.READY_TIMEOUT_SECONDS,
+      defaultCommandTimeoutSeconds: settings.COMMAND_TIMEOUT_SECONDS,
+      maxOutputBytes: settings.MAX_OUTPUT_BYTES,
+    },
+    logger,
+  );
+  const reconciler = new Reconciler(
+    store,
+    runtime,
+    ending,
+    adoption,
+    inFlight,
+    {
+      hostId: settings.HOST_ID,
+      graceMs: settings.RECONCILE_GRACE_SECONDS * 1000,
+      stuckMs: settings.RECONCILE_STUCK_SECONDS * 1000,
+      maxSessionMs: settings.MAX_SESSION_DURATION_SECONDS * 1000,
+      concurrency: settings.RECONCILE_CONCURRENCY,
+    },
+    logger,
+  );
+  return {
+    sandboxes,
+    ending,
+    adoption,
+    inFlight,
+    reconciler,
+    health: new HealthCheck(store, runtime, objects, {
+      hostId: settings.HOST_ID,
+      storeKind: settings.SANDBOX_STORE,
+    }),
+    storage: new UserStorage(objects, logger),
+  };
+}
+
+export type Services = ReturnType<typeof composeServices>;

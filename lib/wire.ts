@@ -1,0 +1,102 @@
+import type { Sandbox } from './domain/sandbox.js';
+import type { StorageUsage, Tier, TierUsage } from './domain/storage.js';
+import type { ExecResult } from './ports.js';
+import type { DependencyHealth, Health } from './service/health.js';
+import type { PassSummary } from './service/reconciler.js';
+
+/**
+ * The one place domain objects become the shapes the API sends (docs/API.md, snake_case) and the
+ * reconciler logs. Services return domain types; handlers and log lines map them here.
+ */
+
+export function sandboxWire(sandbox: Sandbox) {
+  return {
+    sandbox_id: sandbox.sandboxId,
+    user_id: sandbox.userId,
+    status: sandbox.status,
+    container_id: sandbox.containerId,
+    created_at: sandbox.createdAt.toISOString(),
+    updated_at: sandbox.updatedAt.toISOString(),
+    hot_path: sandbox.hotPath,
+    cold_path: sandbox.coldPath,
+    host_id: sandbox.hostId,
+    last_heartbeat_at: sandbox.lastHeartbeatAt?.toISOString() ?? null,
+    last_error: sandbox.lastError,
+  };
+}
+
+export type WireSandbox = ReturnType<typeof sandboxWire>;
+
+export function sandboxListWire(sandboxes: Sandbox[]) {
+  return { sandboxes: sandboxes.map(sandboxWire), total: sandboxes.length };
+}
+
+/** What `/complete` and `/error` answer: the sandbox is on its way out. */
+export function shutdownWire(sandbox: Sandbox, errorReceived?: true) {
+  return {
+    status: sandbox.status,
+    sandbox_id: sandbox.sandboxId,
+    ...(errorReceived && { error_received: true }),
+  };
+}
+
+export function heartbeatWire(sandbox: Sandbox) {
+  return { acknowledged: true, sandbox_id: sandbox.sandboxId };
+}
+
+export function execWire(result: ExecResult) {
+  return {
+    exit_code: result.exitCode,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    timed_out: result.timedOut,
+    stdout_truncated: result.stdoutTruncated,
+    stderr_truncated: result.stderrTruncated,
+  };
+}
+
+function dependencyWire(health: DependencyHealth) {
+  return {
+    reachable: health.reachable,
+    latency_ms: health.latencyMs,
+    ...(health.error !== undefined && { error: health.error }),
+  };
+}
+
+export function healthWire(health: Health) {
+  return {
+    status: health.status,
+    active_sandboxes: health.activeSandboxes,
+    uptime_seconds: health.uptimeSeconds,
+    host_id: health.hostId,
+    docker: dependencyWire(health.docker),
+    registry: { store: health.registry.store, ...dependencyWire(health.registry) },
+    storage: { configured: health.storage.configured, ...dependencyWire(health.storage) },
+  };
+}
+
+function tierUsageWire(usage: TierUsage) {
+  return { total_size_bytes: usage.totalSizeBytes, total_objects: usage.totalObjects };
+}
+
+export function storageUsageWire(userId: string, usage: StorageUsage) {
+  return { user_id: userId, hot: tierUsageWire(usage.hot), cold: tierUsageWire(usage.cold) };
+}
+
+export function storageDeletedWire(userId: string, tier: Tier, deleted: number) {
+  return { user_id: userId, tier, deleted_objects: deleted };
+}
+
+export function passSummaryWire(summary: PassSummary) {
+  return {
+    outcome: summary.outcome,
+    ...(summary.reason !== undefined && { reason: summary.reason }),
+    containers: summary.containers,
+    rows: summary.rows,
+    skipped_young: summary.skippedYoung,
+    skipped_in_flight: summary.skippedInFlight,
+    actions: summary.actions,
+    failed: summary.failed,
+    duration_ms: summary.durationMs,
+  };
+}
