@@ -10,8 +10,8 @@ import { describe, expect, it } from '@jest/globals';
  */
 const FORBIDDEN: readonly { pattern: RegExp; why: string; skip?: (path: string) => boolean }[] = [
   { pattern: /\.\.\/shared\b/, why: 'a sibling checkout' },
-  // The wire contract is docs/API.md; a bare API.md meant the sibling checkout's. Files in docs/
-  // may name it relative to themselves.
+  // The wire contract is docs/API.md; the file's bare name meant the sibling checkout's copy.
+  // Files in docs/ may name it relative to themselves.
   {
     pattern: /(?<![\w/.-])API\.md\b/,
     why: 'the contract is docs/API.md',
