@@ -28,7 +28,7 @@ async function providePostgres() {
   } catch (error) {
     shout([
       `Integration tests need Postgres, and none could be started: ${error.message}`,
-      'Set MATRX_TEST_DATABASE_URL to a server the tests may create databases on (README, "Tests").',
+      'Set MATRX_TEST_DATABASE_URL to a server the tests may create databases on (CONTRIBUTING.md).',
     ]);
     throw error;
   }
@@ -41,7 +41,7 @@ export default async function globalSetup() {
   } catch (error) {
     shout([
       `Integration tests need a Docker engine, and none is reachable: ${error.message}`,
-      'Start one (README, "Tests"), or run only the unit tests: npm run test:unit',
+      'Start one (CONTRIBUTING.md), or run only the unit tests: npm run test:unit',
     ]);
     throw new Error(`Docker engine not reachable: ${error.message}`);
   }

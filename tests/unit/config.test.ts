@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { ConfigError, loadConfig, parseMemorySize } from '../../lib/config.js';
 
 describe('loadConfig', () => {
-  it('has the defaults of API.md', () => {
+  it('has the defaults .env.example documents', () => {
     const settings = loadConfig({});
     expect(settings).toMatchObject({
       HOST: '0.0.0.0',
