@@ -1,5 +1,18 @@
 import { describe, expect, it } from '@jest/globals';
-import { ConfigError, loadConfig, parseMemorySize } from '../../lib/config.js';
+import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  COMPATIBILITY_ONLY,
+  ConfigError,
+  loadConfig,
+  parseMemorySize,
+  SETTINGS,
+  variableOf,
+  type SettingKey,
+} from '../../lib/config.js';
+import { PROJECT_ROOT } from '../../lib/projectRoot.js';
+import { TABLE_END, TABLE_START, withSettingsTable } from '../../lib/settingsTable.js';
 
 describe('loadConfig', () => {
   it('has the defaults .env.example documents', () => {
@@ -46,5 +59,97 @@ describe('loadConfig', () => {
     expect(parseMemorySize('512m')).toBe(512 * 1024 ** 2);
     expect(parseMemorySize('4g')).toBe(4 * 1024 ** 3);
     expect(parseMemorySize('100')).toBe(100);
+  });
+});
+
+describe('the settings schema', () => {
+  it('reports every bad setting at once, each by name', () => {
+    const attempt = () =>
+      loadConfig({ MATRX_PORT: 'eighty', MATRX_LOG_LEVEL: 'LOUD', AWS_ENDPOINT_URL_S3: 'nope' });
+    expect(attempt).toThrow(ConfigError);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as ConfigError).problems.map((p) => p.variable)).toEqual([
+        'MATRX_PORT',
+        'MATRX_LOG_LEVEL',
+        'AWS_ENDPOINT_URL_S3',
+      ]);
+    }
+  });
+
+  it('MATRX_DEBUG logs at DEBUG unless MATRX_LOG_LEVEL says otherwise', () => {
+    expect(loadConfig({}).LOG_LEVEL).toBe('INFO');
+    expect(loadConfig({ MATRX_DEBUG: 'true' }).LOG_LEVEL).toBe('DEBUG');
+    expect(loadConfig({ MATRX_DEBUG: 'true', MATRX_LOG_LEVEL: 'ERROR' }).LOG_LEVEL).toBe('ERROR');
+  });
+
+  it('reads the S3 endpoint from the AWS SDK variable, and the other settings it used to skip', () => {
+    const settings = loadConfig({
+      AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000',
+      MATRX_SCHEDULED_RECONCILE: 'true',
+      MATRX_MAX_STOPPED_SANDBOXES: '5',
+    });
+    expect(settings).toMatchObject({
+      S3_ENDPOINT: 'http://127.0.0.1:9000',
+      SCHEDULED_RECONCILE: true,
+      MAX_STOPPED_SANDBOXES: 5,
+    });
+  });
+
+  it('says plainly which settings do nothing', () => {
+    const inert = Object.entries(SETTINGS)
+      .filter(([, spec]) => spec.meaning.includes(COMPATIBILITY_ONLY))
+      .map(([key]) => key);
+    expect(inert).toEqual(['CONTAINER_DISK_LIMIT', 'HEALTHCHECK_INTERVAL_SECONDS']);
+  });
+
+  it("the README's settings table is the schema's (npm run docs:settings writes it)", () => {
+    const readme = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8');
+    const rows = (text: string) =>
+      text
+        .slice(text.indexOf(TABLE_START), text.indexOf(TABLE_END))
+        .split('\n')
+        .filter((line) => line.startsWith('| `'))
+        .map((line) =>
+          line
+            .split(/(?<!\\)\|/)
+            .map((cell) => cell.trim())
+            .filter(Boolean),
+        );
+    expect(rows(readme)).toEqual(rows(withSettingsTable(readme)));
+    expect(rows(readme)).toHaveLength(Object.keys(SETTINGS).length);
+  });
+
+  it('.env.example lists every setting', () => {
+    const example = readFileSync(join(PROJECT_ROOT, '.env.example'), 'utf8');
+    const listed = new Set([...example.matchAll(/^([A-Z0-9_]+)=/gm)].map((match) => match[1]));
+    const missing = (Object.keys(SETTINGS) as SettingKey[])
+      .map(variableOf)
+      .filter((variable) => !listed.has(variable));
+    expect(missing).toEqual([]);
+  });
+});
+
+describe('loadConfig on any environment', () => {
+  const variables = (Object.keys(SETTINGS) as SettingKey[]).map(variableOf);
+
+  it('either parses or names exactly the variables it refuses, never anything else', () => {
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.constantFrom(...variables), fc.string({ maxLength: 40 })),
+        (env) => {
+          try {
+            loadConfig(env);
+          } catch (error) {
+            expect(error).toBeInstanceOf(ConfigError);
+            for (const { variable } of (error as ConfigError).problems) {
+              // DATABASE_URL is also refused when it is missing and postgres is asked for.
+              expect(variable in env || variable === 'MATRX_DATABASE_URL').toBe(true);
+            }
+          }
+        },
+      ),
+    );
   });
 });

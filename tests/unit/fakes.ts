@@ -12,6 +12,7 @@ import type {
 import { Reconciler, type ReconcilerSettings } from '../../lib/service/reconciler.js';
 import { loadConfig } from '../../lib/config.js';
 import { Adoption } from '../../lib/service/adoption.js';
+import { InFlight } from '../../lib/service/inFlight.js';
 import { composeServices } from '../../lib/services.js';
 
 export const HOST_ID = 'host-a';
@@ -23,6 +24,8 @@ export class FakeRuntime implements ContainerRuntime {
   /** Every container that exists, by id: what listSandboxContainers reports. */
   readonly containers = new Map<string, ObservedContainer>();
   readyOutcome: ReadyOutcome = { ready: true };
+  /** While set, a start waits for it before its container runs: a slow engine. */
+  startGate: Promise<void> | undefined;
   failOn = new Map<string, Error>();
   #next = 0;
 
@@ -67,6 +70,7 @@ export class FakeRuntime implements ContainerRuntime {
     onStarted: () => void,
   ): Promise<ReadyOutcome> {
     this.#call('start');
+    await this.startGate;
     this.running.add(containerId);
     onStarted();
     return this.readyOutcome;
@@ -114,6 +118,13 @@ export class FakeRuntime implements ContainerRuntime {
 }
 
 /** The services over a memory registry and this runtime, wired as the app wires them. */
+/** A gate a test opens by hand. */
+export function gate(): { opened: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
 export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
   const store = new MemorySandboxStore({ stoppedRetentionMs: 60_000, maxStopped: 100 });
   const logger = new Logger({ logLevel: 'CRITICAL' });
@@ -127,16 +138,17 @@ export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
   });
   const services = composeServices({ store, runtime, objects: null }, settings, logger);
   const reconcilerWith = (
-    overrides: Partial<ReconcilerSettings> & { adoptOrphans?: boolean } = {},
+    overrides: Partial<ReconcilerSettings> & { adoptOrphans?: boolean; inFlight?: InFlight } = {},
   ) => {
-    const { adoptOrphans = false, ...reconcile } = overrides;
+    // Another process's reconciler shares the registry, not this process's work in flight.
+    const { adoptOrphans = false, inFlight = services.inFlight, ...reconcile } = overrides;
     const adoption = new Adoption(store, runtime, { hostId, adoptOrphans }, logger);
     return new Reconciler(
       store,
       runtime,
       services.ending,
       adoption,
-      services.inFlight,
+      inFlight,
       {
         hostId,
         graceMs: 0,
