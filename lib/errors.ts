@@ -11,31 +11,22 @@ export abstract class ServiceError extends Error {
   }
 }
 
-export class BadRequestError extends ServiceError {
-  readonly statusCode = 400;
+/** A kind of ServiceError with its status; each kind below is a class of its own, for `instanceof`. */
+function withStatus(status: number) {
+  return class extends ServiceError {
+    readonly statusCode = status;
+  };
 }
 
 /** No API key was sent. */
-export class UnauthorizedError extends ServiceError {
-  readonly statusCode = 401;
-}
+export class UnauthorizedError extends withStatus(401) {}
 
 /** An API key was sent, and it is not one of ours. */
-export class ForbiddenError extends ServiceError {
-  readonly statusCode = 403;
-}
+export class ForbiddenError extends withStatus(403) {}
 
-export class NotFoundError extends ServiceError {
-  readonly statusCode = 404;
-}
+export class NotFoundError extends withStatus(404) {}
 
-export class ConflictError extends ServiceError {
-  readonly statusCode = 409;
-}
-
-export class UnsupportedMediaTypeError extends ServiceError {
-  readonly statusCode = 415;
-}
+export class ConflictError extends withStatus(409) {}
 
 export interface ValidationIssue {
   loc: (string | number)[];

@@ -22,17 +22,10 @@ suite="bookworm"
 say() { echo "sandbox-image: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-if_missing=0
-for arg in "$@"; do
-  case "$arg" in
-    --if-missing) if_missing=1 ;;
-    -h | --help) sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) die "unknown argument: $arg (try --help)" ;;
-  esac
-done
-
 # shellcheck source=docker-common.sh
 source "$here/docker-common.sh"
+parse_flags 2,13 "" "$@"
+require_docker
 
 # The first plain http(s) or file mirror of a `deb` source that is not a security suite, from
 # deb822 files (/etc/apt/sources.list.d/*.sources) or one-line ones (/etc/apt/sources.list{,.d/*.list}).

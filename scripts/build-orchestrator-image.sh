@@ -22,18 +22,10 @@ say() { echo "orchestrator-image: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 local_base=0
-if_missing=0
-for arg in "$@"; do
-  case "$arg" in
-    --local-base) local_base=1 ;;
-    --if-missing) if_missing=1 ;;
-    -h | --help) sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) die "unknown argument: $arg (try --help)" ;;
-  esac
-done
-
 # shellcheck source=../sandbox-image/docker-common.sh
 source "$root/sandbox-image/docker-common.sh"
+parse_flags 2,16 "--local-base" "$@"
+require_docker
 
 debian_base() {
   local candidate

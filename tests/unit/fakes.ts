@@ -1,14 +1,7 @@
 import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MemorySandboxStore } from '../../lib/adapters/memory/memorySandboxStore.js';
-import type {
-  ContainerRuntime,
-  ContainerSpec,
-  ExecRequest,
-  ExecResult,
-  ObservedContainer,
-  ReadyOutcome,
-} from '../../lib/ports.js';
+import type * as ports from '../../lib/ports.js';
 import { Reconciler, type ReconcilerSettings } from '../../lib/service/reconciler.js';
 import { loadConfig } from '../../lib/config.js';
 import { Adoption } from '../../lib/service/adoption.js';
@@ -18,12 +11,12 @@ import { composeServices } from '../../lib/services.js';
 export const HOST_ID = 'host-a';
 
 /** A container runtime in memory: records calls, and fails where a test tells it to. */
-export class FakeRuntime implements ContainerRuntime {
+export class FakeRuntime implements ports.ContainerRuntime {
   readonly calls: string[] = [];
   readonly running = new Set<string>();
   /** Every container that exists, by id: what listSandboxContainers reports. */
-  readonly containers = new Map<string, ObservedContainer>();
-  readyOutcome: ReadyOutcome = { ready: true };
+  readonly containers = new Map<string, ports.ObservedContainer>();
+  readyOutcome: ports.ReadyOutcome = { ready: true };
   /** While set, a start waits for it before its container runs: a slow engine. */
   startGate: Promise<void> | undefined;
   failOn = new Map<string, Error>();
@@ -41,7 +34,7 @@ export class FakeRuntime implements ContainerRuntime {
 
   close(): void {}
 
-  async listSandboxContainers(): Promise<ObservedContainer[]> {
+  async listSandboxContainers(): Promise<ports.ObservedContainer[]> {
     this.#call('list');
     return [...this.containers.values()].map((container) => ({
       ...container,
@@ -49,7 +42,7 @@ export class FakeRuntime implements ContainerRuntime {
     }));
   }
 
-  async create(spec: ContainerSpec): Promise<string> {
+  async create(spec: ports.ContainerSpec): Promise<string> {
     this.#call('create');
     this.#next += 1;
     const containerId = `container-${spec.name}-${this.#next}`;
@@ -68,7 +61,7 @@ export class FakeRuntime implements ContainerRuntime {
     containerId: string,
     _timeoutMs: number,
     onStarted: () => void,
-  ): Promise<ReadyOutcome> {
+  ): Promise<ports.ReadyOutcome> {
     this.#call('start');
     await this.startGate;
     this.running.add(containerId);
@@ -76,7 +69,7 @@ export class FakeRuntime implements ContainerRuntime {
     return this.readyOutcome;
   }
 
-  async exec(_containerId: string, request: ExecRequest): Promise<ExecResult> {
+  async exec(_containerId: string, request: ports.ExecRequest): Promise<ports.ExecResult> {
     this.#call('exec');
     return {
       exitCode: 0,
