@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { READY_LINE } from '../lib/adapters/docker/readiness.js';
+import { loadConfig } from '../lib/config.js';
 import { startEmbeddedS3 } from '../lib/embeddedS3.js';
 import { benchHomes, timed, type HomeTimings } from './benchHome.js';
 import { benchRegistry, type RegistryTimings } from './benchRegistry.js';
@@ -16,7 +17,7 @@ import { freePort, startServer } from './serverProcess.js';
  */
 const CREATES = Number(process.env.BENCH_CREATES ?? 20);
 const EXECS = Number(process.env.BENCH_EXECS ?? 200);
-const IMAGE = process.env.MATRX_SANDBOX_IMAGE ?? 'matrx-sandbox:latest';
+const IMAGE = loadConfig().SANDBOX_IMAGE;
 const HOME_ROUNDS = Number(process.env.BENCH_HOME_ROUNDS ?? 3);
 /**
  * The pause before each timed operation, on both sides: an agent thinks between commands, and the
