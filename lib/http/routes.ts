@@ -108,7 +108,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       params: s.sandboxIdPath,
       body: s.completeBody,
       responses: {
-        200: { description: 'Shutting down', schema: s.shutdownResponse },
+        200: { description: 'Shutting down', schema: s.completeResponse },
         404: notFound,
         422: invalid,
       },
@@ -122,7 +122,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       body: s.errorBody,
       bodyRequired: true,
       responses: {
-        200: { description: 'Shutting down', schema: s.shutdownResponse },
+        200: { description: 'Shutting down', schema: s.errorReportResponse },
         404: notFound,
         422: invalid,
       },
