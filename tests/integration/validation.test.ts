@@ -133,7 +133,7 @@ describe('service routes', () => {
     expect(bundle.status).toBe(200);
   });
 
-  it('/openapi.json describes every route with the validating schemas', async () => {
+  it('/openapi.json describes every route, the catch-all ones too, from the validating schemas', async () => {
     const doc = await api<{
       openapi: string;
       paths: Record<
@@ -149,6 +149,9 @@ describe('service routes', () => {
     expect(Object.keys(doc.body.paths).sort()).toEqual(
       [
         '/',
+        '/docs',
+        '/docs/{asset}',
+        '/openapi.json',
         '/health',
         '/sandboxes',
         '/sandboxes/{sandbox_id}',
