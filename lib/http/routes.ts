@@ -33,11 +33,11 @@ const PUBLIC_ROUTE_NAMES = ['health'] as const;
 /**
  * What a route can answer whatever it does, declared once. Every route: 503 while the service
  * shuts down (or a dependency is down). With the API key: 401, 403. A route of `routeHandler`
- * (lib/http/stack.ts) also parses any JSON body (400), answers 404 for a malformed or unknown
- * sandbox id, and 422 when it validates anything else.
+ * (lib/http/stack.ts) also parses a JSON body (400; GET bodies never reach it), answers 404 for a
+ * malformed or unknown sandbox id, and 422 when it validates anything else.
  */
 function sharedResponses(
-  route: Pick<RouteSpec, 'params' | 'query' | 'body'>,
+  route: Partial<Pick<RouteSpec, 'method' | 'params' | 'query' | 'body'>>,
   options: { isPublic: boolean; routeHandler: boolean },
 ): Record<number, ResponseSpec> {
   const params = Object.keys(route.params?.shape ?? {});
@@ -50,7 +50,7 @@ function sharedResponses(
     shared[403] = error('Wrong API key');
   }
   if (!options.routeHandler) return shared;
-  shared[400] = error('Malformed JSON in the request body');
+  if (route.method !== 'get') shared[400] = error('Malformed JSON in the request body');
   if (params.includes('sandbox_id')) shared[404] = error('Sandbox not found');
   if (validates)
     shared[422] = { description: 'Validation error', schema: s.validationErrorResponse };
