@@ -6,7 +6,10 @@ export const MAX_EXEC_TIMEOUT_SECONDS = 600;
 
 export const userId = z
   .string()
-  .regex(USER_ID_PATTERN, 'must be 1 to 255 characters of letters, digits, dot, underscore, dash');
+  .regex(
+    USER_ID_PATTERN,
+    'must be 1 to 255 letters, digits, dots, underscores or dashes, the first a letter or digit',
+  );
 
 export const sandboxIdPath = z.object({
   sandbox_id: z

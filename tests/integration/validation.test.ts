@@ -48,6 +48,8 @@ describe('request validation on the real server', () => {
     ['space', 'a b'],
     ['slash', 'a/b'],
     ['empty', ''],
+    ['dot', '.'],
+    ['dot dot', '..'],
     ['too long', 'a'.repeat(256)],
     ['not a string', 42],
   ])('create with a bad user_id (%s) is a 422', async (_name, userId) => {
