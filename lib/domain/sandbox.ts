@@ -55,7 +55,8 @@ export const CREATED_AT_LABEL = 'matrx.created_at';
 export const HOST_ID_LABEL = 'matrx.host_id';
 
 export const SANDBOX_ID_PATTERN = /^sbx-[0-9a-f]{12}$/;
-export const USER_ID_PATTERN = /^[a-zA-Z0-9._-]{1,255}$/;
+/** The first character a letter or digit: `.` and `..` would be path segments in S3 keys. */
+export const USER_ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,254}$/;
 
 export function newSandboxId(): string {
   return `sbx-${randomBytes(6).toString('hex')}`;

@@ -9,6 +9,7 @@ const ASSETS = {
 } as const;
 
 export type DocsAsset = keyof typeof ASSETS;
+export const DOCS_ASSET_NAMES = Object.keys(ASSETS) as [DocsAsset, ...DocsAsset[]];
 
 const assetDir = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 const cache = new Map<DocsAsset, string>();

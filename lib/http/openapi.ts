@@ -1,6 +1,11 @@
 import { z } from 'zod';
-import { PUBLIC_ROUTES, type RouteName, type RouteSpec, type Routes } from './routes.js';
-import { rootResponse } from './schemas.js';
+import {
+  PUBLIC_ROUTES,
+  SERVICE_ROUTES,
+  type RouteName,
+  type RouteSpec,
+  type Routes,
+} from './routes.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -49,24 +54,12 @@ function operation(route: RouteSpec, isPublic: boolean) {
 
 /** The OpenAPI 3.1 document, generated from the same schemas that validate requests. */
 export function openApiDocument(routes: Routes, version: string, apiKeyHeader: string) {
-  const paths: Record<string, Record<string, unknown>> = {
-    '/': {
-      get: {
-        operationId: 'root',
-        summary: 'Service name, version and where the docs are',
-        responses: {
-          200: {
-            description: 'About',
-            content: { 'application/json': { schema: schemaOf(rootResponse, 'output') } },
-          },
-        },
-      },
-    },
-  };
-  for (const [name, route] of Object.entries(routes) as [RouteName, RouteSpec][]) {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const all: [string, RouteSpec][] = [...Object.entries(SERVICE_ROUTES), ...Object.entries(routes)];
+  for (const [name, route] of all) {
     paths[route.path] = {
       ...paths[route.path],
-      [route.method]: operation(route, PUBLIC_ROUTES.has(name)),
+      [route.method]: operation(route, PUBLIC_ROUTES.has(name as RouteName)),
     };
   }
   return {

@@ -1,5 +1,12 @@
-import type { z } from 'zod';
+import { z } from 'zod';
+import { DOCS_ASSET_NAMES } from './docsPage.js';
 import * as s from './schemas.js';
+
+export interface ResponseSpec {
+  description: string;
+  /** The JSON body; none for a 204 or a body that is not JSON. */
+  schema?: z.ZodType;
+}
 
 export interface RouteSpec {
   /** The function's name in serverless.yml. */
@@ -12,17 +19,63 @@ export interface RouteSpec {
   query?: z.ZodObject;
   body?: z.ZodType;
   bodyRequired?: boolean;
-  responses: Record<number, { description: string; schema?: z.ZodType }>;
+  /** This route's own answers; `withSharedResponses` adds those every route can give. */
+  responses: Record<number, ResponseSpec>;
 }
 
-const notFound = { description: 'Sandbox not found', schema: s.errorResponse };
-const invalid = { description: 'Validation error', schema: s.validationErrorResponse };
-const dockerDown = { description: 'Docker engine unavailable', schema: s.errorResponse };
-const s3Down = { description: 'S3 unavailable', schema: s.errorResponse };
+const error = (description: string): ResponseSpec => ({ description, schema: s.errorResponse });
+
+const otherHost = error('The sandbox runs on another host, or cannot make this move now');
+
+/** Routes that never need the API key: load balancers and monitors call them. */
+const PUBLIC_ROUTE_NAMES = ['health'] as const;
+
+/**
+ * What a route can answer whatever it does, declared once. Every route: 503 while the service
+ * shuts down (or a dependency is down). With the API key: 401, 403. A route of `routeHandler`
+ * (lib/http/stack.ts) also parses a JSON body (400; GET bodies never reach it), answers 404 for a
+ * malformed or unknown sandbox id, and 422 when it validates anything else.
+ */
+function sharedResponses(
+  route: Partial<Pick<RouteSpec, 'method' | 'params' | 'query' | 'body'>>,
+  options: { isPublic: boolean; routeHandler: boolean },
+): Record<number, ResponseSpec> {
+  const params = Object.keys(route.params?.shape ?? {});
+  const validates = Boolean(route.query || route.body) || params.some((n) => n !== 'sandbox_id');
+  const shared: Record<number, ResponseSpec> = {
+    503: error('The service is shutting down, or a dependency (Docker, Postgres, S3) is down'),
+  };
+  if (!options.isPublic) {
+    shared[401] = error('No API key: the answer carries WWW-Authenticate');
+    shared[403] = error('Wrong API key');
+  }
+  if (!options.routeHandler) return shared;
+  if (route.method !== 'get') shared[400] = error('Malformed JSON in the request body');
+  if (params.includes('sandbox_id')) shared[404] = error('Sandbox not found');
+  if (validates)
+    shared[422] = { description: 'Validation error', schema: s.validationErrorResponse };
+  return shared;
+}
+
+type WithShared<T extends Record<string, RouteSpec>> = {
+  [K in keyof T]: Omit<T[K], 'responses'> & { responses: Record<number, ResponseSpec> };
+};
+
+function withSharedResponses<T extends Record<string, RouteSpec>>(
+  routes: T,
+  routeHandler: boolean,
+): WithShared<T> {
+  const merged = Object.entries(routes).map(([name, route]) => {
+    const isPublic = (PUBLIC_ROUTE_NAMES as readonly string[]).includes(name);
+    const shared = sharedResponses(route, { isPublic, routeHandler });
+    return [name, { ...route, responses: { ...shared, ...route.responses } }];
+  });
+  return Object.fromEntries(merged) as WithShared<T>;
+}
 
 /** Every API route, once: handlers validate with it and /openapi.json is generated from it. */
 export function buildRoutes(limits: { maxCommandLength: number }) {
-  return {
+  const routes = {
     health: {
       functionName: 'health',
       method: 'get',
@@ -31,8 +84,10 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       query: s.healthQuery,
       responses: {
         200: { description: 'Health', schema: s.healthResponse },
-        422: invalid,
-        503: { description: 'Degraded, with ?strict=1', schema: s.healthResponse },
+        503: {
+          description: 'Degraded, with ?strict=1; or the service is shutting down',
+          schema: z.union([s.healthResponse, s.errorResponse]),
+        },
       },
     },
     createSandbox: {
@@ -44,8 +99,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       bodyRequired: true,
       responses: {
         201: { description: 'The sandbox', schema: s.sandboxResponse },
-        422: invalid,
-        503: dockerDown,
+        409: error('The sandbox was deleted while it was being created'),
       },
     },
     listSandboxes: {
@@ -54,7 +108,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       path: '/sandboxes',
       summary: 'List sandboxes, optionally of one user',
       query: s.listQuery,
-      responses: { 200: { description: 'Sandboxes', schema: s.sandboxListResponse }, 422: invalid },
+      responses: { 200: { description: 'Sandboxes', schema: s.sandboxListResponse } },
     },
     getSandbox: {
       functionName: 'getSandbox',
@@ -62,7 +116,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       path: '/sandboxes/{sandbox_id}',
       summary: 'Get one sandbox',
       params: s.sandboxIdPath,
-      responses: { 200: { description: 'The sandbox', schema: s.sandboxResponse }, 404: notFound },
+      responses: { 200: { description: 'The sandbox', schema: s.sandboxResponse } },
     },
     execCommand: {
       functionName: 'execCommand',
@@ -74,10 +128,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       bodyRequired: true,
       responses: {
         200: { description: 'Exit code and output', schema: s.execResponse },
-        404: notFound,
-        409: { description: 'Sandbox not running', schema: s.errorResponse },
-        422: invalid,
-        503: dockerDown,
+        409: error('The sandbox is not running, or runs on another host'),
       },
     },
     deleteSandbox: {
@@ -87,7 +138,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       summary: 'Stop and remove a sandbox',
       params: s.sandboxIdPath,
       query: s.deleteQuery,
-      responses: { 204: { description: 'Gone' }, 404: notFound, 503: dockerDown },
+      responses: { 204: { description: 'Gone' }, 409: otherHost },
     },
     heartbeat: {
       functionName: 'heartbeat',
@@ -97,7 +148,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       params: s.sandboxIdPath,
       responses: {
         200: { description: 'Acknowledged', schema: s.heartbeatResponse },
-        404: notFound,
+        409: error('The sandbox runs on another host'),
       },
     },
     completeSandbox: {
@@ -108,9 +159,8 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       params: s.sandboxIdPath,
       body: s.completeBody,
       responses: {
-        200: { description: 'Shutting down', schema: s.shutdownResponse },
-        404: notFound,
-        422: invalid,
+        200: { description: 'Shutting down', schema: s.completeResponse },
+        409: otherHost,
       },
     },
     reportError: {
@@ -122,9 +172,8 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       body: s.errorBody,
       bodyRequired: true,
       responses: {
-        200: { description: 'Shutting down', schema: s.shutdownResponse },
-        404: notFound,
-        422: invalid,
+        200: { description: 'Shutting down', schema: s.errorReportResponse },
+        409: otherHost,
       },
     },
     getStorage: {
@@ -133,11 +182,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       path: '/users/{user_id}/storage',
       summary: "A user's stored files, per tier",
       params: s.userIdPath,
-      responses: {
-        200: { description: 'Sizes and counts', schema: s.storageUsageResponse },
-        422: invalid,
-        503: s3Down,
-      },
+      responses: { 200: { description: 'Sizes and counts', schema: s.storageUsageResponse } },
     },
     deleteStorage: {
       functionName: 'deleteStorage',
@@ -148,15 +193,61 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       query: s.tierQuery,
       responses: {
         200: { description: 'How many objects were deleted', schema: s.storageDeletedResponse },
-        422: invalid,
-        503: s3Down,
       },
     },
   } satisfies Record<string, RouteSpec>;
+  return withSharedResponses(routes, true);
 }
 
 export type Routes = ReturnType<typeof buildRoutes>;
 export type RouteName = keyof Routes;
 
-/** Routes that never need the API key: load balancers and monitors call them. */
-export const PUBLIC_ROUTES: ReadonlySet<RouteName> = new Set<RouteName>(['health']);
+export const PUBLIC_ROUTES: ReadonlySet<RouteName> = new Set<RouteName>(PUBLIC_ROUTE_NAMES);
+
+/**
+ * What functions/catchAll.ts serves (lambda-api, no validation), described here so /openapi.json,
+ * docs/API.md and the tests know them like the routes above.
+ */
+export const SERVICE_ROUTES = withSharedResponses(
+  {
+    root: {
+      functionName: 'catchAll',
+      method: 'get',
+      path: '/',
+      summary: 'Service name, version and where the docs are',
+      responses: { 200: { description: 'About', schema: s.rootResponse } },
+    },
+    openapi: {
+      functionName: 'catchAll',
+      method: 'get',
+      path: '/openapi.json',
+      summary: 'This API as an OpenAPI 3.1 document',
+      responses: { 200: { description: 'The OpenAPI document' } },
+    },
+    docs: {
+      functionName: 'catchAll',
+      method: 'get',
+      path: '/docs',
+      summary: 'Swagger UI for /openapi.json (HTML)',
+      responses: { 200: { description: 'The page' } },
+    },
+    docsAsset: {
+      functionName: 'catchAll',
+      method: 'get',
+      path: '/docs/{asset}',
+      summary: "Swagger UI's stylesheet and script, for /docs",
+      params: z.object({ asset: z.enum(DOCS_ASSET_NAMES) }),
+      responses: {
+        200: { description: 'The file (CSS or JavaScript)' },
+        404: error('No such file'),
+      },
+    },
+  } satisfies Record<string, RouteSpec>,
+  false,
+);
+
+/** Any other method and path: the catch-all's JSON 404, behind the same key and drain checks. */
+export const UNKNOWN_ROUTE_RESPONSES: Record<number, ResponseSpec> = {
+  ...sharedResponses({}, { isPublic: false, routeHandler: false }),
+  404: error('No such route'),
+};

@@ -6,7 +6,10 @@ export const MAX_EXEC_TIMEOUT_SECONDS = 600;
 
 export const userId = z
   .string()
-  .regex(USER_ID_PATTERN, 'must be 1 to 255 characters of letters, digits, dot, underscore, dash');
+  .regex(
+    USER_ID_PATTERN,
+    'must be 1 to 255 letters, digits, dots, underscores or dashes, the first a letter or digit',
+  );
 
 export const sandboxIdPath = z.object({
   sandbox_id: z
@@ -56,7 +59,11 @@ export const errorBody = z.object({
   details: z.record(z.string(), z.unknown()).default({}),
 });
 
-export const sandboxResponse = z.object({
+/**
+ * Response schemas are strict: a field the API sends and the schema lacks fails the integration
+ * run's check of every answer (tests/support/contract.ts), and /openapi.json says so.
+ */
+export const sandboxResponse = z.strictObject({
   sandbox_id: z.string(),
   user_id: z.string(),
   status: z.enum(SANDBOX_STATUSES),
@@ -65,16 +72,17 @@ export const sandboxResponse = z.object({
   updated_at: z.string(),
   hot_path: z.string(),
   cold_path: z.string(),
+  host_id: z.string().meta({ description: 'The host whose Docker engine runs the sandbox' }),
   last_heartbeat_at: z.string().nullable(),
   last_error: z.string().nullable(),
 });
 
-export const sandboxListResponse = z.object({
+export const sandboxListResponse = z.strictObject({
   sandboxes: z.array(sandboxResponse),
   total: z.number().int(),
 });
 
-export const execResponse = z.object({
+export const execResponse = z.strictObject({
   exit_code: z.number().int(),
   stdout: z.string(),
   stderr: z.string(),
@@ -83,20 +91,20 @@ export const execResponse = z.object({
   stderr_truncated: z.boolean(),
 });
 
-const dependencyHealth = z.object({
+const dependencyHealth = {
   reachable: z.boolean(),
   latency_ms: z.number(),
   error: z.string().optional(),
-});
+};
 
-export const healthResponse = z.object({
+export const healthResponse = z.strictObject({
   status: z.enum(['healthy', 'degraded']),
   active_sandboxes: z.number().int(),
   uptime_seconds: z.number().int(),
   host_id: z.string(),
-  docker: dependencyHealth,
-  registry: dependencyHealth.extend({ store: z.enum(['memory', 'postgres']) }),
-  storage: dependencyHealth.extend({ configured: z.boolean() }),
+  docker: z.strictObject(dependencyHealth),
+  registry: z.strictObject({ store: z.enum(['memory', 'postgres']), ...dependencyHealth }),
+  storage: z.strictObject({ configured: z.boolean(), ...dependencyHealth }),
 });
 
 export const healthQuery = z.object({
@@ -107,25 +115,33 @@ export const healthQuery = z.object({
     .describe('true: answer 503 when degraded, for load balancers'),
 });
 
-export const rootResponse = z.object({
+export const rootResponse = z.strictObject({
   service: z.string(),
   version: z.string(),
   docs: z.string(),
 });
 
-export const heartbeatResponse = z.object({ acknowledged: z.boolean(), sandbox_id: z.string() });
-
-export const shutdownResponse = z.object({
-  status: z.string(),
+export const heartbeatResponse = z.strictObject({
+  acknowledged: z.literal(true),
   sandbox_id: z.string(),
-  error_received: z.boolean().optional(),
 });
 
-export const errorResponse = z.object({ detail: z.string() });
+/** The sandbox's status once shutdown was asked for: a sandbox that had already ended keeps its. */
+const endingStatus = z.enum(['shutting_down', 'stopped', 'expired']);
 
-export const validationErrorResponse = z.object({
+export const completeResponse = z.strictObject({ status: endingStatus, sandbox_id: z.string() });
+
+export const errorReportResponse = z.strictObject({
+  status: endingStatus,
+  sandbox_id: z.string(),
+  error_received: z.literal(true),
+});
+
+export const errorResponse = z.strictObject({ detail: z.string() });
+
+export const validationErrorResponse = z.strictObject({
   detail: z.array(
-    z.object({
+    z.strictObject({
       loc: z.array(z.union([z.string(), z.number()])),
       msg: z.string(),
       type: z.string(),
@@ -137,15 +153,18 @@ export const userIdPath = z.object({ user_id: userId });
 
 export const tierQuery = z.object({ tier: z.enum(['hot', 'cold']) });
 
-const tierUsage = z.object({ total_size_bytes: z.number().int(), total_objects: z.number().int() });
+const tierUsage = z.strictObject({
+  total_size_bytes: z.number().int(),
+  total_objects: z.number().int(),
+});
 
-export const storageUsageResponse = z.object({
+export const storageUsageResponse = z.strictObject({
   user_id: z.string(),
   hot: tierUsage,
   cold: tierUsage,
 });
 
-export const storageDeletedResponse = z.object({
+export const storageDeletedResponse = z.strictObject({
   user_id: z.string(),
   tier: z.enum(['hot', 'cold']),
   deleted_objects: z.number().int(),

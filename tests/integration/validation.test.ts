@@ -48,6 +48,8 @@ describe('request validation on the real server', () => {
     ['space', 'a b'],
     ['slash', 'a/b'],
     ['empty', ''],
+    ['dot', '.'],
+    ['dot dot', '..'],
     ['too long', 'a'.repeat(256)],
     ['not a string', 42],
   ])('create with a bad user_id (%s) is a 422', async (_name, userId) => {
@@ -133,7 +135,7 @@ describe('service routes', () => {
     expect(bundle.status).toBe(200);
   });
 
-  it('/openapi.json describes every route with the validating schemas', async () => {
+  it('/openapi.json describes every route, the catch-all ones too, from the validating schemas', async () => {
     const doc = await api<{
       openapi: string;
       paths: Record<
@@ -149,6 +151,9 @@ describe('service routes', () => {
     expect(Object.keys(doc.body.paths).sort()).toEqual(
       [
         '/',
+        '/docs',
+        '/docs/{asset}',
+        '/openapi.json',
         '/health',
         '/sandboxes',
         '/sandboxes/{sandbox_id}',

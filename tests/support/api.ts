@@ -1,3 +1,18 @@
+import { fail } from 'node:assert/strict';
+import { afterAll } from '@jest/globals';
+import { contractViolation } from './contract.js';
+
+/**
+ * Every answer that broke the routes' declarations in this test file. Each also fails its call,
+ * and the file's afterAll fails on any, so a test that catches the call cannot hide one.
+ */
+const violations: string[] = [];
+afterAll(() => {
+  if (violations.length > 0) {
+    fail(`${violations.length} response(s) broke the API contract:\n\n${violations.join('\n\n')}`);
+  }
+});
+
 export interface ApiResponse<T = Record<string, unknown>> {
   status: number;
   body: T;
@@ -25,7 +40,10 @@ export interface CallOptions {
   headers?: Record<string, string>;
 }
 
-/** One call to the real server, with the test key unless `headers` say otherwise. */
+/**
+ * One call to the real server, with the test key unless `headers` say otherwise. The answer must
+ * be one its route declares (lib/http/routes.ts), with a body its schema accepts.
+ */
 export async function api<T = Record<string, unknown>>(
   method: string,
   path: string,
@@ -33,7 +51,8 @@ export async function api<T = Record<string, unknown>>(
 ): Promise<ApiResponse<T>> {
   const body =
     options.rawBody ?? (options.json === undefined ? undefined : JSON.stringify(options.json));
-  const response = await fetch(`${options.base ?? baseUrl()}${path}`, {
+  const url = `${options.base ?? baseUrl()}${path}`;
+  const response = await fetch(url, {
     method,
     headers: {
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
@@ -42,6 +61,17 @@ export async function api<T = Record<string, unknown>>(
     body,
   });
   const text = await response.text();
+  const violation = contractViolation({
+    method,
+    url,
+    status: response.status,
+    contentType: response.headers.get('content-type') ?? '',
+    text,
+  });
+  if (violation) {
+    violations.push(violation);
+    fail(violation);
+  }
   let parsed: unknown = text;
   try {
     parsed = text ? JSON.parse(text) : null;

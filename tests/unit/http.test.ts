@@ -51,6 +51,18 @@ describe('parseRequest', () => {
     }
   });
 
+  it.each(['.', '..', '-x', '_x', 'a/b', 'a'.repeat(256)])('user_id %s is refused', (userId) => {
+    expect(() => parseRequest(routes.createSandbox, { body: { user_id: userId } })).toThrow(
+      ValidationError,
+    );
+  });
+
+  it.each(['a', 'a.b', 'a..b', '0_-.', 'a'.repeat(255)])('user_id %s is accepted', (userId) => {
+    expect(parseRequest(routes.createSandbox, { body: { user_id: userId } }).body.user_id).toBe(
+      userId,
+    );
+  });
+
   it('delete reads graceful from the query, true by default', () => {
     const base = { pathParameters: { sandbox_id: id } };
     expect(parseRequest(routes.deleteSandbox, base).query.graceful).toBe(true);
