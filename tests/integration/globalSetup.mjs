@@ -46,6 +46,8 @@ export default async function globalSetup() {
     throw new Error(`Docker engine not reachable: ${error.message}`);
   }
   await providePostgres();
+  // Inherited by the test workers: every user id of this run carries it (tests/support/api.ts).
+  process.env.MATRX_TEST_RUN = randomBytes(3).toString('hex');
   const workDir = mkdtempSync(join(tmpdir(), 'matrx-it-'));
   const logFile = join(workDir, 'server.log');
   // The whole suite runs with a key set, as production does.

@@ -27,7 +27,9 @@ export default async function globalTeardown() {
     all: true,
     filters: { label: ['matrx.sandbox_id'] },
   });
-  const leftovers = containers.filter((c) => (c.Labels['matrx.user_id'] ?? '').startsWith('it-'));
+  // This run's only: another run on the same engine keeps its sandboxes.
+  const prefix = `it-${process.env.MATRX_TEST_RUN}-`;
+  const leftovers = containers.filter((c) => (c.Labels['matrx.user_id'] ?? '').startsWith(prefix));
   await Promise.all(
     leftovers.map((c) =>
       docker

@@ -83,5 +83,13 @@ export async function api<T = Record<string, unknown>>(
 
 /** A user id unique to this run, so parallel files and earlier runs never mix. */
 export function testUser(name: string): string {
-  return `it-${process.pid}-${Date.now().toString(36)}-${name}`;
+  return `${testRunPrefix()}${process.pid}-${Date.now().toString(36)}-${name}`;
+}
+
+/**
+ * What every user id of this run starts with: the teardown removes what this run left behind and
+ * nothing of another run on the same engine.
+ */
+export function testRunPrefix(): string {
+  return `it-${process.env.MATRX_TEST_RUN ?? 'adhoc'}-`;
 }

@@ -1,9 +1,10 @@
 import Docker from 'dockerode';
+import { testRunPrefix } from './api.js';
 
 export const docker = new Docker();
 
 /** Containers of our sandboxes whose user id starts with `prefix`, running or not. */
-export async function sandboxContainers(prefix = 'it-') {
+export async function sandboxContainers(prefix = testRunPrefix()) {
   const containers = await docker.listContainers({
     all: true,
     filters: { label: ['matrx.sandbox_id'] },
