@@ -19,7 +19,7 @@ export interface RouteSpec {
   query?: z.ZodObject;
   body?: z.ZodType;
   bodyRequired?: boolean;
-  /** This route's own answers; `withSharedResponses` adds those every route can give. */
+  /** Every answer: a route lists its own, `withSharedResponses` adds those any route gives. */
   responses: Record<number, ResponseSpec>;
 }
 
