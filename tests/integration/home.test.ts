@@ -10,9 +10,9 @@ import {
   startEmbeddedS3,
   type EmbeddedS3,
 } from '../../lib/embeddedS3.js';
-import { api, testUser } from '../support/api.js';
+import { testUser } from '../support/api.js';
 import { docker, sandboxContainers } from '../support/docker.js';
-import type { ExecReply, WireSandbox } from '../support/sandboxes.js';
+import { ownServer, type ExecReply, type WireSandbox } from '../support/sandboxes.js';
 
 /** This suite runs its own S3 server, so it can stop it in the middle of a save. */
 let s3: EmbeddedS3;
@@ -46,14 +46,10 @@ afterAll(async () => {
   client?.destroy();
 });
 
-const call = <T = Record<string, unknown>>(method: string, path: string, json?: unknown) =>
-  api<T>(method, path, { base: server.baseUrl, json, headers: {} });
+const { call, create: createSandbox } = ownServer(() => server?.baseUrl);
 
 async function create(user: string): Promise<string> {
-  const created = await call<WireSandbox>('POST', '/sandboxes', { user_id: user });
-  expect(created.status).toBe(201);
-  expect(created.body.status).toBe('ready');
-  return created.body.sandbox_id;
+  return (await createSandbox(user)).sandbox_id;
 }
 
 async function run(id: string, command: string): Promise<string> {

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startServer, type RunningServer } from '../../scripts/serverProcess.js';
-import { api, testUser } from '../support/api.js';
+import { testUser } from '../support/api.js';
 import { docker, sandboxContainers } from '../support/docker.js';
-import type { ExecReply, WireSandbox } from '../support/sandboxes.js';
+import { ownServer, type ExecReply, type WireSandbox } from '../support/sandboxes.js';
 import { until } from '../support/until.js';
 
 /**
@@ -43,8 +43,7 @@ async function start(extra: Record<string, string> = {}) {
   return server;
 }
 
-const call = <T = Record<string, unknown>>(method: string, path: string, json?: unknown) =>
-  api<T>(method, path, { base: server?.baseUrl, json, headers: {} });
+const { call } = ownServer(() => server?.baseUrl);
 
 describe('the memory registry across restarts', () => {
   it('a restarted API adopts its live sandboxes: listed, and exec works', async () => {

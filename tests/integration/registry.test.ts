@@ -6,11 +6,11 @@ import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { embeddedS3Client, startEmbeddedS3, type EmbeddedS3 } from '../../lib/embeddedS3.js';
 import { freePort, startServer, type RunningServer } from '../../scripts/serverProcess.js';
-import { api, testUser } from '../support/api.js';
+import { testUser } from '../support/api.js';
 import { docker, sandboxContainers } from '../support/docker.js';
 import { testDatabase, type TestDatabase } from '../support/postgres.js';
 import { passSummaries, reconcileOnce } from '../support/reconcilerProcess.js';
-import type { ExecReply, WireSandbox } from '../support/sandboxes.js';
+import { ownServer, type ExecReply, type WireSandbox } from '../support/sandboxes.js';
 import { until } from '../support/until.js';
 
 /** The API and the reconciler on a real Postgres, with an S3 of this suite's own. */
@@ -51,14 +51,7 @@ afterAll(async () => {
   s3Client?.destroy();
 });
 
-const call = <T = Record<string, unknown>>(method: string, path: string, json?: unknown) =>
-  api<T>(method, path, { base: server.baseUrl, json, headers: {} });
-
-async function create(user: string): Promise<WireSandbox> {
-  const created = await call<WireSandbox>('POST', '/sandboxes', { user_id: user });
-  expect(created.status).toBe(201);
-  return created.body;
-}
+const { call, create } = ownServer(() => server?.baseUrl);
 
 const exec = (id: string, command: string) =>
   call<ExecReply>('POST', `/sandboxes/${id}/exec`, { command });

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { startServer, type RunningServer } from '../../scripts/serverProcess.js';
-import { api, testUser } from '../support/api.js';
+import { testUser } from '../support/api.js';
 import { docker, sandboxContainers } from '../support/docker.js';
-import type { ExecReply, WireSandbox } from '../support/sandboxes.js';
+import { ownServer, type ExecReply, type WireSandbox } from '../support/sandboxes.js';
 
 let server: RunningServer | undefined;
 const user = testUser('serve');
@@ -31,8 +31,7 @@ describe('npm run serve (production mode)', () => {
         MATRX_DRAIN_TIMEOUT_SECONDS: '30',
       },
     });
-    const call = <T = Record<string, unknown>>(method: string, path: string, json?: unknown) =>
-      api<T>(method, path, { base: server?.baseUrl, json, headers: {} });
+    const { call } = ownServer(() => server?.baseUrl);
     const created = await call<WireSandbox>('POST', '/sandboxes', { user_id: user });
     expect(created.status).toBe(201);
     const running = call<ExecReply>('POST', `/sandboxes/${created.body.sandbox_id}/exec`, {

@@ -172,12 +172,13 @@ describe('service routes', () => {
   });
 
   it('/health reports the contract fields', async () => {
-    const health = await api('GET', '/health');
-    expect(health.status).toBe(200);
-    expect(health.body).toMatchObject({
-      status: 'healthy',
-      active_sandboxes: expect.any(Number),
-      uptime_seconds: expect.any(Number),
+    expect(await api('GET', '/health')).toMatchObject({
+      status: 200,
+      body: {
+        status: 'healthy',
+        active_sandboxes: expect.any(Number),
+        uptime_seconds: expect.any(Number),
+      },
     });
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from '@jest/globals';
-import { api } from './api.js';
+import { api, type ApiResponse } from './api.js';
 import { sandboxContainers } from './docker.js';
 import { until } from './until.js';
 
@@ -19,8 +19,24 @@ export interface ExecReply {
   stderr_truncated: boolean;
 }
 
-export async function createReady(userId: string): Promise<WireSandbox> {
-  const created = await api<WireSandbox>('POST', '/sandboxes', { json: { user_id: userId } });
+/** One call to a server, JSON in and out. */
+export type Call = <T = Record<string, unknown>>(
+  method: string,
+  path: string,
+  json?: unknown,
+) => Promise<ApiResponse<T>>;
+
+/** The suite's server, with its API key. */
+const suiteServer: Call = (method, path, json) => api(method, path, { json });
+
+/** Calls to a server a test started itself, with no API key; `base` is read at each call. */
+export function ownServer(base: () => string | undefined) {
+  const call: Call = (method, path, json) => api(method, path, { base: base(), json, headers: {} });
+  return { call, create: (userId: string) => createReady(userId, call) };
+}
+
+export async function createReady(userId: string, call = suiteServer): Promise<WireSandbox> {
+  const created = await call<WireSandbox>('POST', '/sandboxes', { user_id: userId });
   expect(created.status).toBe(201);
   expect(created.body.status).toBe('ready');
   return created.body;

@@ -155,3 +155,11 @@ export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
   };
   return { store, service: services.sandboxes, ...services, reconcilerWith };
 }
+
+/** Alice's sandbox, created and ready, with the fake runtime and the services around it. */
+export async function withReadySandbox() {
+  const runtime = new FakeRuntime();
+  const parts = serviceWith(runtime);
+  const sandbox = await parts.service.create('alice', {});
+  return { runtime, sandbox, ...parts };
+}

@@ -22,7 +22,7 @@ function homeArchive(): Readable {
   const pack = tar.pack();
   pack.entry({ name: 'agent/notes.txt', mode: 0o644 }, 'hello');
   pack.finalize();
-  return pack;
+  return Readable.from(pack);
 }
 
 /** The engine's connection breaks before the archive is whole. */

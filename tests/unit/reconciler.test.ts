@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { newSandbox } from '../../lib/domain/sandbox.js';
 import { ConflictError, UnavailableError } from '../../lib/errors.js';
 import type { SandboxStore } from '../../lib/ports.js';
-import { FakeRuntime, HOST_ID, serviceWith } from './fakes.js';
+import { FakeRuntime, HOST_ID, serviceWith, withReadySandbox } from './fakes.js';
 
 const HOUR = 3_600_000;
 
@@ -20,9 +20,7 @@ async function age(store: SandboxStore, sandboxId: string, ms: number) {
 
 describe('Reconciler', () => {
   it('a live sandbox whose container is gone becomes stopped, with the reason', async () => {
-    const runtime = new FakeRuntime();
-    const { service, reconcilerWith } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { runtime, service, reconcilerWith, sandbox } = await withReadySandbox();
     runtime.containers.clear();
     runtime.running.clear();
     const summary = await reconcilerWith().runPass();
@@ -34,9 +32,7 @@ describe('Reconciler', () => {
   });
 
   it('leaves sandboxes younger than the grace period alone', async () => {
-    const runtime = new FakeRuntime();
-    const { service, reconcilerWith } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { runtime, service, reconcilerWith, sandbox } = await withReadySandbox();
     runtime.containers.clear();
     const summary = await reconcilerWith({ graceMs: 60_000 }).runPass();
     expect(summary).toMatchObject({ skippedYoung: 1, actions: {} });
@@ -44,9 +40,7 @@ describe('Reconciler', () => {
   });
 
   it('ends a sandbox past its maximum duration as expired, through stop and remove', async () => {
-    const runtime = new FakeRuntime();
-    const { service, store, reconcilerWith } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { runtime, service, store, reconcilerWith, sandbox } = await withReadySandbox();
     await age(store, sandbox.sandboxId, 3 * HOUR);
     runtime.calls.length = 0;
     const summary = await reconcilerWith({ maxSessionMs: 2 * HOUR }).runPass();
@@ -77,9 +71,7 @@ describe('Reconciler', () => {
   });
 
   it('warns about a container with no row and leaves it running (Postgres registry)', async () => {
-    const runtime = new FakeRuntime();
-    const { store, service, reconcilerWith } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { runtime, store, reconcilerWith, sandbox } = await withReadySandbox();
     await store.delete(sandbox.sandboxId);
     const summary = await reconcilerWith().runPass();
     expect(summary.actions).toEqual({ unknown_container: 1 });
@@ -88,9 +80,7 @@ describe('Reconciler', () => {
   });
 
   it('adopts a container with no row when the registry is in memory', async () => {
-    const runtime = new FakeRuntime();
-    const { store, service, reconcilerWith } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { store, reconcilerWith, sandbox } = await withReadySandbox();
     await store.delete(sandbox.sandboxId);
     const summary = await reconcilerWith({ adoptOrphans: true }).runPass();
     expect(summary.actions).toEqual({ adopted: 1 });
@@ -113,9 +103,7 @@ describe('Reconciler', () => {
   });
 
   it('does nothing when the registry or the engine cannot be read', async () => {
-    const runtime = new FakeRuntime();
-    const { service, reconcilerWith } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { runtime, service, reconcilerWith, sandbox } = await withReadySandbox();
     runtime.containers.clear();
     runtime.failOn.set('list', new UnavailableError('Docker engine', 'down'));
     const summary = await reconcilerWith().runPass();

@@ -1,12 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import { ConflictError, NotFoundError, UnavailableError } from '../../lib/errors.js';
-import { FakeRuntime, serviceWith } from './fakes.js';
+import { FakeRuntime, serviceWith, withReadySandbox } from './fakes.js';
 
 describe('SandboxService', () => {
   it('creates a sandbox that is ready, with its container recorded', async () => {
-    const runtime = new FakeRuntime();
-    const { service } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { runtime, sandbox } = await withReadySandbox();
     expect(sandbox.status).toBe('ready');
     expect(sandbox.containerId).toMatch(/^container-sbx-/);
     expect(runtime.calls).toEqual(['create', 'start']);
@@ -30,9 +28,7 @@ describe('SandboxService', () => {
   });
 
   it('exec moves ready to running and refuses sandboxes that are not running', async () => {
-    const runtime = new FakeRuntime();
-    const { service } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { service, sandbox } = await withReadySandbox();
     const result = await service.exec(sandbox.sandboxId, { command: 'echo hi', user: 'agent' });
     expect(result.stdout).toBe('echo hi');
     expect((await service.get(sandbox.sandboxId)).status).toBe('running');
@@ -43,9 +39,7 @@ describe('SandboxService', () => {
   });
 
   it('exec on a container that is gone is a conflict, not a crash', async () => {
-    const runtime = new FakeRuntime();
-    const { service } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { runtime, service, sandbox } = await withReadySandbox();
     runtime.failOn.set('exec', new NotFoundError('no such container'));
     await expect(
       service.exec(sandbox.sandboxId, { command: 'true', user: 'agent' }),
@@ -61,9 +55,7 @@ describe('SandboxService', () => {
   });
 
   it('destroy stops then removes, and a second destroy does nothing more', async () => {
-    const runtime = new FakeRuntime();
-    const { service } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { runtime, service, sandbox } = await withReadySandbox();
     await Promise.all([
       service.destroy(sandbox.sandboxId, true),
       service.destroy(sandbox.sandboxId, true),
@@ -74,9 +66,7 @@ describe('SandboxService', () => {
   });
 
   it('a failed stop leaves the sandbox shutting_down with last_error, and a retry finishes', async () => {
-    const runtime = new FakeRuntime();
-    const { service } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { runtime, service, sandbox } = await withReadySandbox();
     runtime.failOn.set('stop', new UnavailableError('Docker engine', 'Docker engine down'));
     await expect(service.destroy(sandbox.sandboxId, true)).rejects.toThrow(UnavailableError);
     expect(await service.get(sandbox.sandboxId)).toMatchObject({
@@ -89,9 +79,7 @@ describe('SandboxService', () => {
   });
 
   it('complete answers shutting_down at once and finishes in the background', async () => {
-    const runtime = new FakeRuntime();
-    const { service, inFlight } = serviceWith(runtime);
-    const sandbox = await service.create('alice', {});
+    const { runtime, service, inFlight, sandbox } = await withReadySandbox();
     const answered = await service.complete(sandbox.sandboxId, { ok: true });
     expect(answered.status).toBe('shutting_down');
     await inFlight.drain();
