@@ -91,6 +91,13 @@ describe('prepared shells', () => {
   const environment =
     'id; pwd; echo "$HOME"; env | grep -v ^MATRX_EXEC_ID= | sort; readlink /proc/self/fd/0; ulimit -a';
 
+  it('wait for the first command as soon as the sandbox is ready, as the default user', async () => {
+    // The runtime starts it by itself: the service knows nothing of prepared shells.
+    const first = await shellFor('agent');
+    const ran = await runtime.exec(containerId, request('echo $PPID'));
+    expect(ran.stdout.trim()).toBe(String(first.pid));
+  });
+
   it('run a command as its own exec would: user, directory, environment, stdin, limits', async () => {
     const own = await runtime.exec(containerId, request(environment, { user: 'root' }));
     await shellFor('root');
