@@ -7,7 +7,7 @@ import { createS3Client, S3ObjectStorage } from './adapters/s3/s3ObjectStorage.j
 import { loadConfig, type Settings } from './config.js';
 import { DEFAULT_EXEC_USER } from './domain/sandbox.js';
 import { RequestTracker } from './http/draining.js';
-import { buildRoutes, type Routes } from './http/routes.js';
+import { buildRoutes, routeLimits, type Routes } from './http/routes.js';
 import { createLogger, type Logger } from './logger.js';
 import type { SandboxStore } from './ports.js';
 import { ReconcileLoop } from './service/reconcileLoop.js';
@@ -92,7 +92,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
   return {
     settings,
     logger,
-    routes: buildRoutes({ maxCommandLength: settings.MAX_COMMAND_LENGTH }),
+    routes: buildRoutes(routeLimits(settings)),
     requests: new RequestTracker(),
     sandboxes: services.sandboxes,
     health: services.health,

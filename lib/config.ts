@@ -1,5 +1,8 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_TTL_SECONDS } from './domain/sandbox.js';
+import { DEFAULT_TEMPLATE } from './domain/sandboxConfig.js';
+import { parseSize, SIZE_PATTERN } from './domain/size.js';
 
 const LOG_LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'] as const;
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -13,15 +16,39 @@ const int = (min: number, max: number) =>
 
 const size = z
   .string()
-  .regex(/^\d+(\.\d+)?[bkmg]?$/i, 'must be a size such as 512m or 4g')
-  .transform(parseMemorySize);
+  .regex(SIZE_PATTERN, 'must be a size such as 512m or 4g')
+  .transform(parseSize);
 
-export function parseMemorySize(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)([bkmg]?)$/i.exec(value.trim());
-  if (!match) throw new Error(`not a size: ${value}`);
-  const units: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-  return Math.floor(Number(match[1]) * (units[(match[2] ?? '').toLowerCase()] ?? 1));
-}
+/** `name=image,...`: the templates callers may pick besides `default`. */
+const templates = z.string().transform((value, context) => {
+  const byName: Record<string, string> = {};
+  for (const entry of value
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
+    const [name = '', image = ''] = entry.split(/=(.*)/s).map((part) => part.trim());
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name) || !image) {
+      context.addIssue({ code: 'custom', message: `must be name=image,...: ${entry} is not` });
+    } else if (name === DEFAULT_TEMPLATE) {
+      context.addIssue({ code: 'custom', message: 'default is MATRX_SANDBOX_IMAGE: name it so' });
+    } else byName[name] = image;
+  }
+  return byName;
+});
+
+const networks = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((part) => part.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(z.enum(['none', 'internet'], { message: 'must list none and/or internet' }))
+      .min(1, 'must list none and/or internet'),
+  );
 
 interface SettingSpec<T extends z.ZodType> {
   schema: T;
@@ -89,17 +116,34 @@ export const SETTINGS = {
   DOCKER_NETWORK: setting({
     schema: z.string().min(1),
     default: 'bridge',
-    meaning: 'Docker network of the sandboxes (`none`: no network).',
+    meaning: 'Docker network of a sandbox whose config names none (`none`: no network).',
+  }),
+  INTERNET_NETWORK: setting({
+    schema: z.string().min(1),
+    default: 'bridge',
+    meaning: 'Docker network of a sandbox whose config asks for `"network": "internet"`.',
+  }),
+  ALLOWED_NETWORKS: setting({
+    schema: networks,
+    default: 'none,internet',
+    meaning: 'The `network` values a config may ask for: `none`, `internet` or both.',
+  }),
+  SANDBOX_TEMPLATES: setting({
+    schema: templates,
+    default: '',
+    defaultLabel: 'none (only `default`)',
+    meaning:
+      'More images a config may pick by `template`: `name=image,...`; `default` is MATRX_SANDBOX_IMAGE.',
   }),
   CONTAINER_CPU_LIMIT: setting({
     schema: z.coerce.number({ message: 'must be a number' }).positive(),
     default: '2.0',
-    meaning: 'CPU cores per sandbox.',
+    meaning: 'CPU cores per sandbox, and the most a config may ask for.',
   }),
   CONTAINER_MEMORY_LIMIT: setting({
     schema: size,
     default: '4g',
-    meaning: 'Memory per sandbox (512m, 4g).',
+    meaning: 'Memory per sandbox (512m, 4g), and the most a config may ask for.',
   }),
   CONTAINER_DISK_LIMIT: setting({
     schema: size,
@@ -118,8 +162,9 @@ export const SETTINGS = {
   }),
   MAX_SESSION_DURATION_SECONDS: setting({
     schema: int(60, 7 * 24 * 3600),
-    default: '7200',
-    meaning: 'Longest a sandbox lives: the reconciler then saves its home and ends it, `expired`.',
+    default: String(DEFAULT_TTL_SECONDS),
+    meaning:
+      'Longest a sandbox lives, and its TTL when its config gives none: then it is ended, `expired`.',
   }),
   HEALTHCHECK_INTERVAL_SECONDS: setting({
     schema: int(1, 3600),

@@ -35,6 +35,15 @@ export interface SandboxStore {
   updateStatus(sandboxId: string, change: StatusChange): Promise<StatusUpdate | null>;
   /** Records why the sandbox's current step failed, its status unchanged; false when it is gone. */
   recordError(sandboxId: string, lastError: string): Promise<boolean>;
+  /**
+   * Gives a sandbox in one of `statuses` a new TTL from now; null when there is none such (gone,
+   * or in another status).
+   */
+  extend(
+    sandboxId: string,
+    ttlSeconds: number,
+    statuses: readonly SandboxStatus[],
+  ): Promise<Sandbox | null>;
   /** Records a heartbeat of a sandbox this host runs; null when there is no such sandbox here. */
   touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null>;
   /**
@@ -81,6 +90,9 @@ export interface ObservedContainer {
   hostId: string | null;
   createdAt: Date | null;
   running: boolean;
+  /** From its labels; null for a container of a release that set none. */
+  template: string | null;
+  ttlSeconds: number | null;
 }
 
 /** The container engine, as the service needs it. Docker is the one implementation. */

@@ -1,4 +1,5 @@
 import type { Settings } from './config.js';
+import { DEFAULT_TEMPLATE } from './domain/sandboxConfig.js';
 import type { Logger } from './logger.js';
 import type { ContainerRuntime, ObjectStorage, SandboxStore } from './ports.js';
 import { Adoption } from './service/adoption.js';
@@ -37,7 +38,11 @@ export function composeServices(
     store,
     runtime,
     // The memory registry dies with the process: its host's containers are its own to take back.
-    { hostId: settings.HOST_ID, adoptOrphans: settings.SANDBOX_STORE === 'memory' },
+    {
+      hostId: settings.HOST_ID,
+      adoptOrphans: settings.SANDBOX_STORE === 'memory',
+      defaultTtlSeconds: settings.MAX_SESSION_DURATION_SECONDS,
+    },
     logger,
   );
   const sandboxes = new SandboxService(
@@ -48,10 +53,14 @@ export function composeServices(
     homes,
     {
       hostId: settings.HOST_ID,
-      image: settings.SANDBOX_IMAGE,
-      network: settings.DOCKER_NETWORK,
-      cpuLimit: settings.CONTAINER_CPU_LIMIT,
-      memoryLimitBytes: settings.CONTAINER_MEMORY_LIMIT,
+      config: {
+        templates: { ...settings.SANDBOX_TEMPLATES, [DEFAULT_TEMPLATE]: settings.SANDBOX_IMAGE },
+        cpuLimit: settings.CONTAINER_CPU_LIMIT,
+        memoryLimitBytes: settings.CONTAINER_MEMORY_LIMIT,
+        maxSessionSeconds: settings.MAX_SESSION_DURATION_SECONDS,
+        defaultNetwork: settings.DOCKER_NETWORK,
+        internetNetwork: settings.INTERNET_NETWORK,
+      },
       s3Bucket: settings.S3_BUCKET ?? '',
       s3Region: settings.S3_REGION,
       shutdownTimeoutSeconds: settings.SHUTDOWN_TIMEOUT_SECONDS,
@@ -71,7 +80,6 @@ export function composeServices(
       hostId: settings.HOST_ID,
       graceMs: settings.RECONCILE_GRACE_SECONDS * 1000,
       stuckMs: settings.RECONCILE_STUCK_SECONDS * 1000,
-      maxSessionMs: settings.MAX_SESSION_DURATION_SECONDS * 1000,
       concurrency: settings.RECONCILE_CONCURRENCY,
     },
     logger,

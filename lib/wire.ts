@@ -1,4 +1,5 @@
 import type { Sandbox } from './domain/sandbox.js';
+import { maskedConfig } from './domain/sandboxConfig.js';
 import type { StorageUsage, Tier, TierUsage } from './domain/storage.js';
 import type { ExecResult } from './ports.js';
 import type { DependencyHealth, Health } from './service/health.js';
@@ -22,6 +23,10 @@ export function sandboxWire(sandbox: Sandbox) {
     host_id: sandbox.hostId,
     last_heartbeat_at: sandbox.lastHeartbeatAt?.toISOString() ?? null,
     last_error: sandbox.lastError,
+    config: maskedConfig(sandbox.config),
+    template: sandbox.template,
+    ttl_seconds: sandbox.ttlSeconds,
+    expires_at: sandbox.expiresAt.toISOString(),
   };
 }
 

@@ -53,6 +53,9 @@ export const SANDBOX_ID_LABEL = 'matrx.sandbox_id';
 export const USER_ID_LABEL = 'matrx.user_id';
 export const CREATED_AT_LABEL = 'matrx.created_at';
 export const HOST_ID_LABEL = 'matrx.host_id';
+/** Read back when a memory registry adopts the container after a restart. */
+export const TEMPLATE_LABEL = 'matrx.template';
+export const TTL_LABEL = 'matrx.ttl_seconds';
 
 export const SANDBOX_ID_PATTERN = /^sbx-[0-9a-f]{12}$/;
 /** The first character a letter or digit: `.` and `..` would be path segments in S3 keys. */
@@ -76,6 +79,24 @@ export interface Sandbox {
   hostId: string;
   lastHeartbeatAt: Date | null;
   lastError: string | null;
+  /** The template its image came from (`default` unless its config picked another). */
+  template: string;
+  /** Its time to live, from its create or its last extend. */
+  ttlSeconds: number;
+  /** When the reconciler ends it as `expired`. */
+  expiresAt: Date;
+}
+
+/** How long a sandbox lives when nothing says otherwise: MATRX_MAX_SESSION_DURATION_SECONDS's default. */
+export const DEFAULT_TTL_SECONDS = 7200;
+
+export interface Lifetime {
+  template: string;
+  ttlSeconds: number;
+}
+
+export function expiryOf(from: Date, ttlSeconds: number): Date {
+  return new Date(from.getTime() + ttlSeconds * 1000);
 }
 
 export function newSandbox(
@@ -83,6 +104,7 @@ export function newSandbox(
   config: Record<string, unknown>,
   hostId: string,
   now = new Date(),
+  lifetime: Lifetime = { template: 'default', ttlSeconds: DEFAULT_TTL_SECONDS },
 ) {
   const sandbox: Sandbox = {
     sandboxId: newSandboxId(),
@@ -97,6 +119,9 @@ export function newSandbox(
     hostId,
     lastHeartbeatAt: null,
     lastError: null,
+    template: lifetime.template,
+    ttlSeconds: lifetime.ttlSeconds,
+    expiresAt: expiryOf(now, lifetime.ttlSeconds),
   };
   return sandbox;
 }

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { DOCS_ASSET_NAMES } from './docsPage.js';
+import type { Settings } from '../config.js';
+import type { ConfigCaps } from './configSchema.js';
 import * as s from './schemas.js';
 
 export interface ResponseSpec {
@@ -74,7 +76,26 @@ function withSharedResponses<T extends Record<string, RouteSpec>>(
 }
 
 /** Every API route, once: handlers validate with it and /openapi.json is generated from it. */
-export function buildRoutes(limits: { maxCommandLength: number }) {
+export interface RouteLimits {
+  maxCommandLength: number;
+  config: ConfigCaps;
+}
+
+/** The limits the routes validate against, from the settings. */
+export function routeLimits(settings: Settings): RouteLimits {
+  return {
+    maxCommandLength: settings.MAX_COMMAND_LENGTH,
+    config: {
+      templates: Object.keys(settings.SANDBOX_TEMPLATES),
+      cpuLimit: settings.CONTAINER_CPU_LIMIT,
+      memoryLimitBytes: settings.CONTAINER_MEMORY_LIMIT,
+      maxSessionSeconds: settings.MAX_SESSION_DURATION_SECONDS,
+      allowedNetworks: settings.ALLOWED_NETWORKS,
+    },
+  };
+}
+
+export function buildRoutes(limits: RouteLimits) {
   const routes = {
     health: {
       functionName: 'health',
@@ -95,7 +116,7 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       method: 'post',
       path: '/sandboxes',
       summary: 'Create a sandbox; answers once it is ready (or failed)',
-      body: s.createSandboxBody,
+      body: s.createSandboxBody(limits.config),
       bodyRequired: true,
       responses: {
         201: { description: 'The sandbox', schema: s.sandboxResponse },
@@ -129,6 +150,19 @@ export function buildRoutes(limits: { maxCommandLength: number }) {
       responses: {
         200: { description: 'Exit code and output', schema: s.execResponse },
         409: error('The sandbox is not running, or runs on another host'),
+      },
+    },
+    extendSandbox: {
+      functionName: 'extendSandbox',
+      method: 'post',
+      path: '/sandboxes/{sandbox_id}/extend',
+      summary: 'Give the sandbox more time: it now expires ttl_seconds from now',
+      params: s.sandboxIdPath,
+      body: s.extendBody(limits.config),
+      bodyRequired: true,
+      responses: {
+        200: { description: 'The sandbox, with its new expires_at', schema: s.sandboxResponse },
+        409: error('The sandbox is not active, or runs on another host'),
       },
     },
     deleteSandbox: {

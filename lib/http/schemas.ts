@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_EXEC_USER, SANDBOX_STATUSES, USER_ID_PATTERN } from '../domain/sandbox.js';
+import { sandboxConfig, ttlSeconds, type ConfigCaps } from './configSchema.js';
 
 /** The request and response schemas: they validate requests and generate /openapi.json. */
 export const MAX_EXEC_TIMEOUT_SECONDS = 600;
@@ -17,10 +18,13 @@ export const sandboxIdPath = z.object({
     .meta({ description: 'sbx- and 12 hex digits', example: 'sbx-0123456789ab' }),
 });
 
-export const createSandboxBody = z.object({
-  user_id: userId,
-  config: z.record(z.string(), z.unknown()).default({}),
-});
+export function createSandboxBody(caps: ConfigCaps) {
+  return z.object({ user_id: userId, config: sandboxConfig(caps).default({}) });
+}
+
+export function extendBody(caps: ConfigCaps) {
+  return z.object({ ttl_seconds: ttlSeconds(caps) });
+}
 
 export function execBody(maxCommandLength: number) {
   return z.object({
@@ -75,6 +79,12 @@ export const sandboxResponse = z.strictObject({
   host_id: z.string().meta({ description: 'The host whose Docker engine runs the sandbox' }),
   last_heartbeat_at: z.string().nullable(),
   last_error: z.string().nullable(),
+  config: z
+    .record(z.string(), z.unknown())
+    .meta({ description: 'As given at create, each env value shown as ***' }),
+  template: z.string(),
+  ttl_seconds: z.number().int(),
+  expires_at: z.string(),
 });
 
 export const sandboxListResponse = z.strictObject({

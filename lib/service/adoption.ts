@@ -1,4 +1,5 @@
 import { newSandbox, type Sandbox } from '../domain/sandbox.js';
+import { DEFAULT_TEMPLATE } from '../domain/sandboxConfig.js';
 import type { Logger } from '../logger.js';
 import type { ContainerRuntime, ObservedContainer, SandboxStore } from '../ports.js';
 import { sandboxLog } from './sandboxLog.js';
@@ -8,14 +9,15 @@ export type OrphanAction = 'adopted' | 'unknown_container';
 /**
  * What happens to a sandbox container of this host that has no registry row. With the memory
  * registry the registry dies with the process, so such a container is one this host made before a
- * restart: it is adopted (`running`, with its labels' user and creation time). With Postgres it is
+ * restart: it is adopted (`running`, with its labels' user, creation time, template and TTL; an
+ * extend made before the restart is not on the labels, so it is lost). With Postgres it is
  * a stranger: it is left alone, with a warning.
  */
 export class Adoption {
   constructor(
     private readonly store: SandboxStore,
     private readonly runtime: ContainerRuntime,
-    private readonly settings: { hostId: string; adoptOrphans: boolean },
+    private readonly settings: { hostId: string; adoptOrphans: boolean; defaultTtlSeconds: number },
     private readonly logger: Logger,
   ) {}
 
@@ -54,6 +56,10 @@ export class Adoption {
       {},
       this.settings.hostId,
       container.createdAt ?? undefined,
+      {
+        template: container.template ?? DEFAULT_TEMPLATE,
+        ttlSeconds: container.ttlSeconds ?? this.settings.defaultTtlSeconds,
+      },
     );
     const sandbox: Sandbox = {
       ...base,

@@ -12,7 +12,6 @@ export interface ReconcilerSettings {
   graceMs: number;
   /** A create or shutdown with no progress for this long was interrupted. */
   stuckMs: number;
-  maxSessionMs: number;
   concurrency: number;
 }
 
@@ -135,7 +134,7 @@ export class Reconciler {
 
   #plan(rows: Sandbox[], containers: ObservedContainer[], summary: PassSummary): Step[] {
     const now = Date.now();
-    const { graceMs, stuckMs, maxSessionMs } = this.settings;
+    const { graceMs, stuckMs } = this.settings;
     const byId = new Map(containers.map((container) => [container.sandboxId, container]));
     const steps: Step[] = [];
     const end = (row: Sandbox, action: ReconcileAction, options: EndOptions) =>
@@ -170,8 +169,8 @@ export class Reconciler {
         end(row, 'container_gone', abruptly('its container is gone'));
       } else if (!container.running) {
         end(row, 'container_exited', abruptly('its container exited'));
-      } else if (now - row.createdAt.getTime() > maxSessionMs) {
-        const reason = 'the session reached its maximum duration';
+      } else if (now > row.expiresAt.getTime()) {
+        const reason = 'the sandbox reached its expiry (ttl_seconds)';
         end(row, 'expired', { graceful: true, reason, finalStatus: 'expired' });
       }
     }

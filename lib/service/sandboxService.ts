@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  ACTIVE_STATUSES,
   COLD_PATH,
   CREATED_AT_LABEL,
   EXEC_STATUSES,
@@ -7,10 +8,18 @@ import {
   HOT_PATH,
   newSandbox,
   SANDBOX_ID_LABEL,
+  TEMPLATE_LABEL,
   TERMINAL_STATUSES,
+  TTL_LABEL,
   USER_ID_LABEL,
   type Sandbox,
 } from '../domain/sandbox.js';
+import {
+  resolveConfig,
+  type ConfigDefaults,
+  type KnownConfig,
+  type ResolvedConfig,
+} from '../domain/sandboxConfig.js';
 import { ConflictError, NotFoundError, sandboxNotFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type {
@@ -28,10 +37,8 @@ import { moveStatus } from './statusMoves.js';
 
 export interface SandboxServiceSettings {
   hostId: string;
-  image: string;
-  network: string;
-  cpuLimit: number;
-  memoryLimitBytes: number;
+  /** What a create's config falls back to. */
+  config: ConfigDefaults;
   s3Bucket: string;
   s3Region: string;
   shutdownTimeoutSeconds: number;
@@ -60,19 +67,28 @@ export class SandboxService {
   ) {}
 
   /** Answers once the sandbox is ready, or failed; Docker's own failures go up as they are. */
-  async create(userId: string, config: Record<string, unknown>): Promise<Sandbox> {
-    const sandbox = newSandbox(userId, config, this.settings.hostId);
+  async create(userId: string, config: KnownConfig & Record<string, unknown>): Promise<Sandbox> {
+    const resolved = resolveConfig(config, this.settings.config);
+    const sandbox = newSandbox(userId, config, this.settings.hostId, new Date(), resolved);
     await this.store.save(sandbox);
-    sandboxLog(this.logger, sandbox).info('sandbox create requested');
-    return this.inFlight.run(sandbox.sandboxId, () => this.#provision(sandbox));
+    sandboxLog(this.logger, sandbox).info('sandbox create requested', {
+      template: resolved.template,
+      cpu: resolved.cpu,
+      memory_bytes: resolved.memoryBytes,
+      network: resolved.network,
+      ttl_seconds: resolved.ttlSeconds,
+      // Names only: the values are the caller's secrets.
+      env_names: Object.keys(resolved.env),
+    });
+    return this.inFlight.run(sandbox.sandboxId, () => this.#provision(sandbox, resolved));
   }
 
-  async #provision(sandbox: Sandbox): Promise<Sandbox> {
+  async #provision(sandbox: Sandbox, config: ResolvedConfig): Promise<Sandbox> {
     const { sandboxId, userId } = sandbox;
     const log = sandboxLog(this.logger, sandbox);
     let containerId: string | null = null;
     try {
-      containerId = await this.runtime.create(this.#containerSpec(sandbox));
+      containerId = await this.runtime.create(this.#containerSpec(sandbox, config));
       if (this.homes)
         log.info('home restored', { files: await this.homes.restore(userId, containerId) });
       await this.#move(sandboxId, { status: 'starting', containerId }, 'container created');
@@ -185,6 +201,21 @@ export class SandboxService {
     return sandbox;
   }
 
+  /** The sandbox now expires `ttlSeconds` from now; only an active one can be extended. */
+  async extend(sandboxId: string, ttlSeconds: number): Promise<Sandbox> {
+    await this.#getLocal(sandboxId);
+    const extended = await this.store.extend(sandboxId, ttlSeconds, ACTIVE_STATUSES);
+    if (extended) {
+      sandboxLog(this.logger, extended).info('sandbox extended', {
+        ttl_seconds: ttlSeconds,
+        expires_at: extended.expiresAt.toISOString(),
+      });
+      return extended;
+    }
+    const current = await this.get(sandboxId);
+    throw new ConflictError(`Sandbox ${sandboxId} is not active (status: ${current.status})`);
+  }
+
   /** Ends the sandbox now: the answer comes once the container is gone. */
   async destroy(sandboxId: string, graceful: boolean): Promise<void> {
     await this.#getLocal(sandboxId);
@@ -218,18 +249,22 @@ export class SandboxService {
     return moveStatus(this.store, this.logger, sandboxId, change, reason);
   }
 
-  #containerSpec(sandbox: Sandbox): ContainerSpec {
+  #containerSpec(sandbox: Sandbox, config: ResolvedConfig): ContainerSpec {
     const { settings } = this;
     return {
       name: sandbox.sandboxId,
-      image: settings.image,
+      image: config.image,
       labels: {
         [SANDBOX_ID_LABEL]: sandbox.sandboxId,
         [USER_ID_LABEL]: sandbox.userId,
         [CREATED_AT_LABEL]: sandbox.createdAt.toISOString(),
         [HOST_ID_LABEL]: sandbox.hostId,
+        [TEMPLATE_LABEL]: config.template,
+        [TTL_LABEL]: String(config.ttlSeconds),
       },
       env: {
+        // The caller's first: the service's own names are refused in a config, and win anyway.
+        ...config.env,
         SANDBOX_ID: sandbox.sandboxId,
         USER_ID: sandbox.userId,
         S3_BUCKET: settings.s3Bucket,
@@ -238,9 +273,9 @@ export class SandboxService {
         COLD_PATH,
         SHUTDOWN_TIMEOUT_SECONDS: String(settings.shutdownTimeoutSeconds),
       },
-      cpuLimit: settings.cpuLimit,
-      memoryLimitBytes: settings.memoryLimitBytes,
-      network: settings.network,
+      cpuLimit: config.cpu,
+      memoryLimitBytes: config.memoryBytes,
+      network: config.network,
     };
   }
 }

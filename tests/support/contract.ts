@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { loadConfig } from '../../lib/config.js';
 import {
   buildRoutes,
+  routeLimits,
   SERVICE_ROUTES,
   UNKNOWN_ROUTE_RESPONSES,
   type ResponseSpec,
@@ -10,7 +12,7 @@ import {
 /** Every route the server answers: the API's own and what the catch-all serves. */
 export function allRoutes(): RouteSpec[] {
   // The command length limit shapes a request schema only, never a response.
-  const routes: RouteSpec[] = Object.values(buildRoutes({ maxCommandLength: 10_000 }));
+  const routes: RouteSpec[] = Object.values(buildRoutes(routeLimits(loadConfig({}))));
   return [...Object.values(SERVICE_ROUTES), ...routes];
 }
 

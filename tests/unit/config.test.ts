@@ -6,11 +6,11 @@ import {
   COMPATIBILITY_ONLY,
   ConfigError,
   loadConfig,
-  parseMemorySize,
   SETTINGS,
   variableOf,
   type SettingKey,
 } from '../../lib/config.js';
+import { parseSize } from '../../lib/domain/size.js';
 import { PROJECT_ROOT } from '../../lib/projectRoot.js';
 import { TABLE_END, TABLE_START, withSettingsTable } from '../../lib/settingsTable.js';
 
@@ -56,9 +56,9 @@ describe('loadConfig', () => {
   });
 
   it('reads sizes', () => {
-    expect(parseMemorySize('512m')).toBe(512 * 1024 ** 2);
-    expect(parseMemorySize('4g')).toBe(4 * 1024 ** 3);
-    expect(parseMemorySize('100')).toBe(100);
+    expect(parseSize('512m')).toBe(512 * 1024 ** 2);
+    expect(parseSize('4g')).toBe(4 * 1024 ** 3);
+    expect(parseSize('100')).toBe(100);
   });
 });
 

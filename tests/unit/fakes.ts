@@ -42,8 +42,12 @@ export class FakeRuntime implements ports.ContainerRuntime {
     }));
   }
 
+  /** Every container spec it was asked to create, in order. */
+  readonly specs: ports.ContainerSpec[] = [];
+
   async create(spec: ports.ContainerSpec): Promise<string> {
     this.#call('create');
+    this.specs.push(spec);
     this.#next += 1;
     const containerId = `container-${spec.name}-${this.#next}`;
     this.containers.set(containerId, {
@@ -53,6 +57,8 @@ export class FakeRuntime implements ports.ContainerRuntime {
       hostId: spec.labels['matrx.host_id'] ?? null,
       createdAt: new Date(spec.labels['matrx.created_at'] ?? Date.now()),
       running: false,
+      template: spec.labels['matrx.template'] ?? null,
+      ttlSeconds: Number(spec.labels['matrx.ttl_seconds']) || null,
     });
     return containerId;
   }
@@ -135,7 +141,12 @@ export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
   ) => {
     // Another process's reconciler shares the registry, not this process's work in flight.
     const { adoptOrphans = false, inFlight = services.inFlight, ...reconcile } = overrides;
-    const adoption = new Adoption(store, runtime, { hostId, adoptOrphans }, logger);
+    const adoption = new Adoption(
+      store,
+      runtime,
+      { hostId, adoptOrphans, defaultTtlSeconds: settings.MAX_SESSION_DURATION_SECONDS },
+      logger,
+    );
     return new Reconciler(
       store,
       runtime,
@@ -146,7 +157,6 @@ export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
         hostId,
         graceMs: 0,
         stuckMs: 60_000,
-        maxSessionMs: 3_600_000,
         concurrency: 2,
         ...reconcile,
       },

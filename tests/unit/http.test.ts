@@ -2,10 +2,11 @@ import { describe, expect, it } from '@jest/globals';
 import { NotFoundError, UnavailableError, ValidationError } from '../../lib/errors.js';
 import { toResponse } from '../../lib/http/errorMapper.js';
 import { openApiDocument } from '../../lib/http/openapi.js';
-import { buildRoutes } from '../../lib/http/routes.js';
+import { loadConfig } from '../../lib/config.js';
+import { buildRoutes, routeLimits } from '../../lib/http/routes.js';
 import { parseRequest } from '../../lib/http/validation.js';
 
-const routes = buildRoutes({ maxCommandLength: 20 });
+const routes = buildRoutes({ ...routeLimits(loadConfig({})), maxCommandLength: 20 });
 const id = 'sbx-0123456789ab';
 
 describe('parseRequest', () => {

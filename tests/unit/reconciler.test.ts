@@ -15,6 +15,7 @@ async function age(store: SandboxStore, sandboxId: string, ms: number) {
     ...sandbox,
     createdAt: back(sandbox.createdAt),
     updatedAt: back(sandbox.updatedAt),
+    expiresAt: back(sandbox.expiresAt),
   });
 }
 
@@ -39,14 +40,29 @@ describe('Reconciler', () => {
     expect((await service.get(sandbox.sandboxId)).status).toBe('ready');
   });
 
-  it('ends a sandbox past its maximum duration as expired, through stop and remove', async () => {
+  it('ends a sandbox past its expiry as expired, through stop and remove', async () => {
     const { runtime, service, store, reconcilerWith, sandbox } = await withReadySandbox();
     await age(store, sandbox.sandboxId, 3 * HOUR);
     runtime.calls.length = 0;
-    const summary = await reconcilerWith({ maxSessionMs: 2 * HOUR }).runPass();
+    const summary = await reconcilerWith().runPass();
     expect(summary.actions).toEqual({ expired: 1 });
     expect(runtime.calls).toEqual(['list', 'stop', 'remove']);
     expect((await service.get(sandbox.sandboxId)).status).toBe('expired');
+  });
+
+  it('expires each sandbox at its own ttl, and an extend moves it', async () => {
+    const runtime = new FakeRuntime();
+    const { service, store, reconcilerWith } = serviceWith(runtime);
+    const short = await service.create('alice', { ttl_seconds: 60 });
+    const long = await service.create('alice', { ttl_seconds: 3600 });
+    const extended = await service.create('alice', { ttl_seconds: 60 });
+    expect(short.expiresAt.getTime() - short.createdAt.getTime()).toBe(60_000);
+    await service.extend(extended.sandboxId, 3600);
+    for (const { sandboxId } of [short, long, extended]) await age(store, sandboxId, 120_000);
+    expect((await reconcilerWith().runPass()).actions).toEqual({ expired: 1 });
+    expect((await service.get(short.sandboxId)).status).toBe('expired');
+    expect((await service.get(long.sandboxId)).status).toBe('ready');
+    expect((await service.get(extended.sandboxId)).status).toBe('ready');
   });
 
   it('finishes a create that was interrupted, once it is stuck, and removes its container', async () => {

@@ -14,6 +14,8 @@ import {
   CREATED_AT_LABEL,
   HOST_ID_LABEL,
   SANDBOX_ID_LABEL,
+  TEMPLATE_LABEL,
+  TTL_LABEL,
   USER_ID_LABEL,
 } from '../../domain/sandbox.js';
 import { loggedCall } from '../callLog.js';
@@ -27,6 +29,12 @@ const READY_MARKER = '/tmp/.sandbox_ready';
 const MARKER_POLL_MS = 250;
 const PING_TIMEOUT_MS = 2000;
 const PIDS_LIMIT = 4096;
+/**
+ * What root in a sandbox may do: what package managers need, nothing more (no NET_RAW, MKNOD,
+ * SYS_CHROOT, SETFCAP...). The container runs as root so that an exec as root has them; Docker
+ * gives none to a process of another user, so `agent` has no capability at all.
+ */
+const ROOT_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETUID', 'SETGID', 'KILL'];
 
 export interface DockerRuntimeOptions {
   /** A Docker call slower than this is logged as slow. */
@@ -98,6 +106,8 @@ export class DockerRuntime implements ContainerRuntime {
           hostId: info.Labels[HOST_ID_LABEL] ?? null,
           createdAt: Number.isNaN(createdAt.getTime()) ? null : createdAt,
           running: info.State === 'running',
+          template: info.Labels[TEMPLATE_LABEL] ?? null,
+          ttlSeconds: Number(info.Labels[TTL_LABEL]) || null,
         };
       });
     });
@@ -113,6 +123,8 @@ export class DockerRuntime implements ContainerRuntime {
         name: spec.name,
         Image: spec.image,
         Labels: spec.labels,
+        // The image's own user (agent) would leave root's execs without their capabilities.
+        User: 'root',
         Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
         HostConfig: {
           NanoCpus: Math.round(spec.cpuLimit * 1e9),
@@ -121,6 +133,8 @@ export class DockerRuntime implements ContainerRuntime {
           RestartPolicy: { Name: 'no' },
           PidsLimit: PIDS_LIMIT,
           SecurityOpt: ['no-new-privileges'],
+          CapDrop: ['ALL'],
+          CapAdd: ROOT_CAPABILITIES,
         },
       });
       return container.id;

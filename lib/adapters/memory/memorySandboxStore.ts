@@ -1,4 +1,10 @@
-import { canTransition, TERMINAL_STATUSES, type Sandbox } from '../../domain/sandbox.js';
+import {
+  canTransition,
+  expiryOf,
+  TERMINAL_STATUSES,
+  type Sandbox,
+  type SandboxStatus,
+} from '../../domain/sandbox.js';
 import { ConflictError } from '../../errors.js';
 import type { SandboxFilter, SandboxStore, StatusChange, StatusUpdate } from '../../ports.js';
 
@@ -77,6 +83,14 @@ export class MemorySandboxStore implements SandboxStore {
     sandbox.lastError = lastError;
     sandbox.updatedAt = this.#options.now();
     return true;
+  }
+
+  async extend(sandboxId: string, ttlSeconds: number, statuses: readonly SandboxStatus[]) {
+    const sandbox = this.#sandboxes.get(sandboxId);
+    if (!sandbox || !statuses.includes(sandbox.status)) return null;
+    const now = this.#options.now();
+    Object.assign(sandbox, { ttlSeconds, expiresAt: expiryOf(now, ttlSeconds), updatedAt: now });
+    return structuredClone(sandbox);
   }
 
   async touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null> {

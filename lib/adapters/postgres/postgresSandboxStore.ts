@@ -49,6 +49,9 @@ interface SandboxRow {
   host_id: string;
   last_heartbeat_at: Date | null;
   last_error: string | null;
+  template: string;
+  ttl_seconds: number;
+  expires_at: Date;
 }
 
 function fromRow(row: SandboxRow): Sandbox {
@@ -65,6 +68,9 @@ function fromRow(row: SandboxRow): Sandbox {
     hostId: row.host_id,
     lastHeartbeatAt: row.last_heartbeat_at,
     lastError: row.last_error,
+    template: row.template,
+    ttlSeconds: row.ttl_seconds,
+    expiresAt: row.expires_at,
   };
 }
 
@@ -104,11 +110,13 @@ export class PostgresSandboxStore implements SandboxStore {
     await this.#query(
       'save',
       `INSERT INTO sandboxes (sandbox_id, user_id, status, container_id, created_at, updated_at,
-         hot_path, cold_path, config, host_id, last_heartbeat_at, last_error)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         hot_path, cold_path, config, host_id, last_heartbeat_at, last_error, template,
+         ttl_seconds, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
        ON CONFLICT (sandbox_id) DO UPDATE SET user_id = $2, status = $3, container_id = $4,
          created_at = $5, updated_at = $6, hot_path = $7, cold_path = $8, config = $9,
-         host_id = $10, last_heartbeat_at = $11, last_error = $12`,
+         host_id = $10, last_heartbeat_at = $11, last_error = $12, template = $13,
+         ttl_seconds = $14, expires_at = $15`,
       [
         sandbox.sandboxId,
         sandbox.userId,
@@ -122,6 +130,9 @@ export class PostgresSandboxStore implements SandboxStore {
         sandbox.hostId,
         sandbox.lastHeartbeatAt,
         sandbox.lastError,
+        sandbox.template,
+        sandbox.ttlSeconds,
+        sandbox.expiresAt,
       ],
     );
   }
@@ -199,6 +210,17 @@ export class PostgresSandboxStore implements SandboxStore {
       [sandboxId, lastError],
     );
     return rows.length > 0;
+  }
+
+  async extend(sandboxId: string, ttlSeconds: number, statuses: readonly SandboxStatus[]) {
+    const rows = await this.#query<SandboxRow>(
+      'extend',
+      `UPDATE sandboxes SET ttl_seconds = $2, expires_at = NOW() + make_interval(secs => $2),
+         updated_at = NOW()
+       WHERE sandbox_id = $1 AND status = ANY($3) RETURNING *`,
+      [sandboxId, ttlSeconds, statuses],
+    );
+    return rows[0] ? fromRow(rows[0]) : null;
   }
 
   async touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null> {
