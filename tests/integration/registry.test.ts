@@ -167,14 +167,11 @@ describe('the reconciler', () => {
     const sandbox = await create(user);
     await exec(sandbox.sandbox_id, 'echo kept > notes.txt');
     await database.pool.query(
-      "UPDATE sandboxes SET created_at = NOW() - INTERVAL '3 hours' WHERE sandbox_id = $1",
+      `UPDATE sandboxes SET created_at = NOW() - INTERVAL '3 hours',
+         expires_at = NOW() - INTERVAL '1 minute' WHERE sandbox_id = $1`,
       [sandbox.sandbox_id],
     );
-    const pass = await reconcileOnce({
-      ...env,
-      ...eager,
-      MATRX_MAX_SESSION_DURATION_SECONDS: '60',
-    });
+    const pass = await reconcileOnce({ ...env, ...eager });
     expect(passSummaries(pass.entries)[0]).toMatchObject({ actions: { expired: 1 } });
     expect((await status(sandbox.sandbox_id)).status).toBe('expired');
     expect(await sandboxContainers(user)).toEqual([]);

@@ -160,6 +160,7 @@ describe('service routes', () => {
         '/sandboxes/{sandbox_id}/complete',
         '/sandboxes/{sandbox_id}/error',
         '/sandboxes/{sandbox_id}/exec',
+        '/sandboxes/{sandbox_id}/extend',
         '/sandboxes/{sandbox_id}/heartbeat',
         '/users/{user_id}/storage',
       ].sort(),
