@@ -166,6 +166,18 @@ export const SETTINGS = {
     meaning:
       'Longest a sandbox lives, and its TTL when its config gives none: then it is ended, `expired`.',
   }),
+  IDLE_TIMEOUT_SECONDS: setting({
+    schema: z.coerce
+      .number({ message: 'must be a number' })
+      .int('must be a whole number')
+      .refine(
+        (seconds) => seconds === 0 || (seconds >= 60 && seconds <= 7 * 24 * 3600),
+        'must be 0 (off) or 60 to 604800',
+      ),
+    default: '0',
+    meaning:
+      'A sandbox with no command or heartbeat this long is ended, `expired`; 0: never. A config may set its own.',
+  }),
   HEALTHCHECK_INTERVAL_SECONDS: setting({
     schema: int(1, 3600),
     default: '30',

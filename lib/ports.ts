@@ -44,6 +44,8 @@ export interface SandboxStore {
     ttlSeconds: number,
     statuses: readonly SandboxStatus[],
   ): Promise<Sandbox | null>;
+  /** Records the sandbox's last activity (see Sandbox.lastActivityAt); gone is no error. */
+  touchActivity(sandboxId: string, at: Date): Promise<void>;
   /** Records a heartbeat of a sandbox this host runs; null when there is no such sandbox here. */
   touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null>;
   /**
@@ -93,6 +95,7 @@ export interface ObservedContainer {
   /** From its labels; null for a container of a release that set none. */
   template: string | null;
   ttlSeconds: number | null;
+  idleTimeoutSeconds: number;
 }
 
 /** The container engine, as the service needs it. Docker is the one implementation. */

@@ -60,6 +60,7 @@ export function composeServices(
         maxSessionSeconds: settings.MAX_SESSION_DURATION_SECONDS,
         defaultNetwork: settings.DOCKER_NETWORK,
         internetNetwork: settings.INTERNET_NETWORK,
+        idleTimeoutSeconds: settings.IDLE_TIMEOUT_SECONDS,
       },
       s3Bucket: settings.S3_BUCKET ?? '',
       s3Region: settings.S3_REGION,

@@ -27,6 +27,8 @@ export function sandboxWire(sandbox: Sandbox) {
     template: sandbox.template,
     ttl_seconds: sandbox.ttlSeconds,
     expires_at: sandbox.expiresAt.toISOString(),
+    idle_timeout_seconds: sandbox.idleTimeoutSeconds,
+    last_activity_at: sandbox.lastActivityAt.toISOString(),
   };
 }
 

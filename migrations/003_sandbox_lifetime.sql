@@ -7,3 +7,7 @@ ALTER TABLE sandboxes ADD COLUMN expires_at TIMESTAMPTZ;
 UPDATE sandboxes SET expires_at = created_at + make_interval(secs => ttl_seconds);
 ALTER TABLE sandboxes ALTER COLUMN expires_at SET DEFAULT (NOW() + interval '7200 seconds');
 ALTER TABLE sandboxes ALTER COLUMN expires_at SET NOT NULL;
+-- Idle stop: off for earlier rows; their last activity is their last change.
+ALTER TABLE sandboxes ADD COLUMN idle_timeout_seconds INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sandboxes ADD COLUMN last_activity_at TIMESTAMPTZ NOT NULL DEFAULT NOW();
+UPDATE sandboxes SET last_activity_at = updated_at;

@@ -56,6 +56,7 @@ export const HOST_ID_LABEL = 'matrx.host_id';
 /** Read back when a memory registry adopts the container after a restart. */
 export const TEMPLATE_LABEL = 'matrx.template';
 export const TTL_LABEL = 'matrx.ttl_seconds';
+export const IDLE_LABEL = 'matrx.idle_timeout_seconds';
 
 export const SANDBOX_ID_PATTERN = /^sbx-[0-9a-f]{12}$/;
 /** The first character a letter or digit: `.` and `..` would be path segments in S3 keys. */
@@ -85,6 +86,13 @@ export interface Sandbox {
   ttlSeconds: number;
   /** When the reconciler ends it as `expired`. */
   expiresAt: Date;
+  /** With no activity this long it is ended as `expired`; 0: never. */
+  idleTimeoutSeconds: number;
+  /**
+   * Its last activity: a command's start, up to that command's timeout while it runs, or its end.
+   * A heartbeat counts too (`lastHeartbeatAt`).
+   */
+  lastActivityAt: Date;
 }
 
 /** How long a sandbox lives when nothing says otherwise: MATRX_MAX_SESSION_DURATION_SECONDS's default. */
@@ -93,6 +101,13 @@ export const DEFAULT_TTL_SECONDS = 7200;
 export interface Lifetime {
   template: string;
   ttlSeconds: number;
+  idleTimeoutSeconds?: number;
+}
+
+/** Since when a sandbox has been idle: its last command or heartbeat, else its creation. */
+export function idleSince(sandbox: Sandbox): Date {
+  const heartbeat = sandbox.lastHeartbeatAt?.getTime() ?? 0;
+  return new Date(Math.max(sandbox.lastActivityAt.getTime(), heartbeat));
 }
 
 export function expiryOf(from: Date, ttlSeconds: number): Date {
@@ -122,6 +137,8 @@ export function newSandbox(
     template: lifetime.template,
     ttlSeconds: lifetime.ttlSeconds,
     expiresAt: expiryOf(now, lifetime.ttlSeconds),
+    idleTimeoutSeconds: lifetime.idleTimeoutSeconds ?? 0,
+    lastActivityAt: now,
   };
   return sandbox;
 }

@@ -8,6 +8,7 @@ export interface KnownConfig {
   ttl_seconds?: number;
   env?: Record<string, string>;
   network?: 'none' | 'internet';
+  idle_timeout_seconds?: number;
 }
 
 /** What the host allows and gives when a create says nothing. */
@@ -20,6 +21,7 @@ export interface ConfigDefaults {
   /** The Docker network of a sandbox that names none, and of `internet`. */
   defaultNetwork: string;
   internetNetwork: string;
+  idleTimeoutSeconds: number;
 }
 
 /** A create's config with every default applied: what the container is made with. */
@@ -31,6 +33,7 @@ export interface ResolvedConfig {
   ttlSeconds: number;
   env: Record<string, string>;
   network: string;
+  idleTimeoutSeconds: number;
 }
 
 export const DEFAULT_TEMPLATE = 'default';
@@ -75,6 +78,7 @@ export function resolveConfig(config: KnownConfig, defaults: ConfigDefaults): Re
     ttlSeconds: config.ttl_seconds ?? defaults.maxSessionSeconds,
     env: config.env ?? {},
     network,
+    idleTimeoutSeconds: config.idle_timeout_seconds ?? defaults.idleTimeoutSeconds,
   };
 }
 

@@ -53,7 +53,7 @@ const env = z
  */
 export function sandboxConfig(caps: ConfigCaps) {
   const memoryCap = asSize(caps.memoryLimitBytes);
-  return z.looseObject({
+  const config = z.looseObject({
     template: z.enum([DEFAULT_TEMPLATE, ...caps.templates]).optional(),
     cpu: z.number().min(MIN_CPU).max(caps.cpuLimit).optional(),
     memory: z
@@ -74,5 +74,29 @@ export function sandboxConfig(caps: ConfigCaps) {
     ttl_seconds: ttlSeconds(caps).optional(),
     env: env.optional(),
     network: z.enum(caps.allowedNetworks.length > 0 ? caps.allowedNetworks : ['none']).optional(),
+    idle_timeout_seconds: idleTimeout(caps.maxSessionSeconds).optional(),
   });
+  return config.superRefine((given, context) => {
+    const idle = given.idle_timeout_seconds;
+    const ttl = given.ttl_seconds ?? caps.maxSessionSeconds;
+    if (idle !== undefined && idle > ttl) {
+      context.addIssue({
+        code: 'custom',
+        path: ['idle_timeout_seconds'],
+        message: `must be at most the ttl_seconds (${ttl})`,
+      });
+    }
+  });
+}
+
+/** 0 (off), or 60 s up to `max`. */
+export function idleTimeout(max: number) {
+  return z
+    .number()
+    .int()
+    .max(max)
+    .refine(
+      (seconds) => seconds === 0 || seconds >= MIN_TTL_SECONDS,
+      'must be 0 (off) or at least 60',
+    );
 }

@@ -85,6 +85,10 @@ export const sandboxResponse = z.strictObject({
   template: z.string(),
   ttl_seconds: z.number().int(),
   expires_at: z.string(),
+  idle_timeout_seconds: z.number().int(),
+  last_activity_at: z
+    .string()
+    .meta({ description: 'Its last command (up to its timeout while it runs), else its creation' }),
 });
 
 export const sandboxListResponse = z.strictObject({

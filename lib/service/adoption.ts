@@ -59,6 +59,7 @@ export class Adoption {
       {
         template: container.template ?? DEFAULT_TEMPLATE,
         ttlSeconds: container.ttlSeconds ?? this.settings.defaultTtlSeconds,
+        idleTimeoutSeconds: container.idleTimeoutSeconds,
       },
     );
     const sandbox: Sandbox = {

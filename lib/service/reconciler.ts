@@ -1,4 +1,9 @@
-import { PROVISIONING_STATUSES, UNFINISHED_STATUSES, type Sandbox } from '../domain/sandbox.js';
+import {
+  idleSince,
+  PROVISIONING_STATUSES,
+  UNFINISHED_STATUSES,
+  type Sandbox,
+} from '../domain/sandbox.js';
 import type { Logger } from '../logger.js';
 import type { ContainerRuntime, ObservedContainer, SandboxStore } from '../ports.js';
 import { passSummaryWire } from '../wire.js';
@@ -21,6 +26,7 @@ export type ReconcileAction =
   | 'expired'
   | 'create_interrupted'
   | 'shutdown_interrupted'
+  | 'idle'
   | OrphanAction;
 
 export interface PassSummary {
@@ -172,6 +178,12 @@ export class Reconciler {
       } else if (now > row.expiresAt.getTime()) {
         const reason = 'the sandbox reached its expiry (ttl_seconds)';
         end(row, 'expired', { graceful: true, reason, finalStatus: 'expired' });
+      } else if (
+        row.idleTimeoutSeconds > 0 &&
+        now - idleSince(row).getTime() > row.idleTimeoutSeconds * 1000
+      ) {
+        const reason = `idle for more than ${row.idleTimeoutSeconds} s`;
+        end(row, 'idle', { graceful: true, reason, lastError: reason, finalStatus: 'expired' });
       }
     }
     return steps;

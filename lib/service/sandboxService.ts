@@ -4,8 +4,10 @@ import {
   COLD_PATH,
   CREATED_AT_LABEL,
   EXEC_STATUSES,
+  expiryOf,
   HOST_ID_LABEL,
   HOT_PATH,
+  IDLE_LABEL,
   newSandbox,
   SANDBOX_ID_LABEL,
   TEMPLATE_LABEL,
@@ -160,12 +162,17 @@ export class SandboxService {
       await this.#move(sandboxId, { status: 'running' }, 'first command');
     }
     const started = performance.now();
+    const timeoutSeconds = request.timeout ?? this.settings.defaultCommandTimeoutSeconds;
+    // Only a sandbox that can go idle pays for keeping its activity.
+    const tracksIdle = sandbox.idleTimeoutSeconds > 0;
+    // While the command runs it is active, up to its timeout, whoever reads the registry.
+    if (tracksIdle) await this.store.touchActivity(sandboxId, expiryOf(new Date(), timeoutSeconds));
     let result: ExecResult;
     try {
       result = await this.runtime.exec(sandbox.containerId, {
         command: request.command,
         user: request.user,
-        timeoutSeconds: request.timeout ?? this.settings.defaultCommandTimeoutSeconds,
+        timeoutSeconds,
         maxOutputBytes: this.settings.maxOutputBytes,
       });
     } catch (error) {
@@ -176,6 +183,7 @@ export class SandboxService {
       }
       throw error;
     }
+    if (tracksIdle) await this.store.touchActivity(sandboxId, new Date());
     const log = sandboxLog(this.logger, sandbox);
     // Commands carry secrets: their text only at DEBUG, a length and a short hash above it.
     log.debug('exec command', { command: request.command });
@@ -261,6 +269,7 @@ export class SandboxService {
         [HOST_ID_LABEL]: sandbox.hostId,
         [TEMPLATE_LABEL]: config.template,
         [TTL_LABEL]: String(config.ttlSeconds),
+        [IDLE_LABEL]: String(config.idleTimeoutSeconds),
       },
       env: {
         // The caller's first: the service's own names are refused in a config, and win anyway.

@@ -59,6 +59,7 @@ export class FakeRuntime implements ports.ContainerRuntime {
       running: false,
       template: spec.labels['matrx.template'] ?? null,
       ttlSeconds: Number(spec.labels['matrx.ttl_seconds']) || null,
+      idleTimeoutSeconds: Number(spec.labels['matrx.idle_timeout_seconds']) || 0,
     });
     return containerId;
   }

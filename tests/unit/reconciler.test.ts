@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { newSandbox } from '../../lib/domain/sandbox.js';
+import { newSandbox, type Sandbox } from '../../lib/domain/sandbox.js';
 import { ConflictError, UnavailableError } from '../../lib/errors.js';
 import type { SandboxStore } from '../../lib/ports.js';
 import { FakeRuntime, HOST_ID, serviceWith, withReadySandbox } from './fakes.js';
@@ -16,7 +16,16 @@ async function age(store: SandboxStore, sandboxId: string, ms: number) {
     createdAt: back(sandbox.createdAt),
     updatedAt: back(sandbox.updatedAt),
     expiresAt: back(sandbox.expiresAt),
+    lastActivityAt: back(sandbox.lastActivityAt),
   });
+}
+
+/** Alice's sandboxes, one per config, on one fake runtime. */
+async function sandboxesOf(...configs: Record<string, unknown>[]) {
+  const parts = serviceWith(new FakeRuntime());
+  const sandboxes: Sandbox[] = [];
+  for (const config of configs) sandboxes.push(await parts.service.create('alice', config));
+  return { ...parts, sandboxes };
 }
 
 describe('Reconciler', () => {
@@ -51,11 +60,12 @@ describe('Reconciler', () => {
   });
 
   it('expires each sandbox at its own ttl, and an extend moves it', async () => {
-    const runtime = new FakeRuntime();
-    const { service, store, reconcilerWith } = serviceWith(runtime);
-    const short = await service.create('alice', { ttl_seconds: 60 });
-    const long = await service.create('alice', { ttl_seconds: 3600 });
-    const extended = await service.create('alice', { ttl_seconds: 60 });
+    const { service, store, reconcilerWith, sandboxes } = await sandboxesOf(
+      { ttl_seconds: 60 },
+      { ttl_seconds: 3600 },
+      { ttl_seconds: 60 },
+    );
+    const [short, long, extended] = sandboxes as [Sandbox, Sandbox, Sandbox];
     expect(short.expiresAt.getTime() - short.createdAt.getTime()).toBe(60_000);
     await service.extend(extended.sandboxId, 3600);
     for (const { sandboxId } of [short, long, extended]) await age(store, sandboxId, 120_000);
@@ -63,6 +73,39 @@ describe('Reconciler', () => {
     expect((await service.get(short.sandboxId)).status).toBe('expired');
     expect((await service.get(long.sandboxId)).status).toBe('ready');
     expect((await service.get(extended.sandboxId)).status).toBe('ready');
+  });
+
+  it('ends an idle sandbox as expired, and counts a running command and a heartbeat as activity', async () => {
+    const idleAfterAMinute = { idle_timeout_seconds: 60 };
+    const { service, store, reconcilerWith, sandboxes } = await sandboxesOf(
+      idleAfterAMinute,
+      idleAfterAMinute,
+      idleAfterAMinute,
+      {},
+    );
+    const [idle, busy, beating, never] = sandboxes as [Sandbox, Sandbox, Sandbox, Sandbox];
+    for (const { sandboxId } of [idle, busy, beating, never]) await age(store, sandboxId, 120_000);
+    // A command still running, up to its timeout, and a heartbeat just now.
+    await store.touchActivity(busy.sandboxId, new Date(Date.now() + 300_000));
+    await service.heartbeat(beating.sandboxId);
+    expect((await reconcilerWith().runPass()).actions).toEqual({ idle: 1 });
+    expect(await service.get(idle.sandboxId)).toMatchObject({
+      status: 'expired',
+      lastError: 'idle for more than 60 s',
+    });
+    for (const { sandboxId } of [busy, beating, never]) {
+      expect((await service.get(sandboxId)).status).toBe('ready');
+    }
+  });
+
+  it('a command restarts the idle clock when it ends', async () => {
+    const runtime = new FakeRuntime();
+    const { service } = serviceWith(runtime);
+    const sandbox = await service.create('alice', { idle_timeout_seconds: 60 });
+    await service.exec(sandbox.sandboxId, { command: 'true', user: 'agent', timeout: 600 });
+    const after = await service.get(sandbox.sandboxId);
+    expect(after.lastActivityAt.getTime()).toBeGreaterThanOrEqual(sandbox.lastActivityAt.getTime());
+    expect(after.lastActivityAt.getTime()).toBeLessThanOrEqual(Date.now());
   });
 
   it('finishes a create that was interrupted, once it is stuck, and removes its container', async () => {

@@ -37,9 +37,11 @@ describe('a create config', () => {
         ttl_seconds: 600,
         env: { API_TOKEN: 's3cret', _x: '' },
         network: 'none',
+        idle_timeout_seconds: 300,
         tags: ['kept'],
       }),
     ).toEqual([]);
+    expect(refused({ idle_timeout_seconds: 0 })).toEqual([]);
   });
 
   it.each([
@@ -59,6 +61,9 @@ describe('a create config', () => {
     [{ env: { BIG: 'x'.repeat(33 * 1024) } }, 'env'],
     [{ network: 'internet' }, 'network'],
     [{ network: 'host' }, 'network'],
+    [{ idle_timeout_seconds: 30 }, 'idle_timeout_seconds'],
+    [{ idle_timeout_seconds: 7201 }, 'idle_timeout_seconds'],
+    [{ ttl_seconds: 600, idle_timeout_seconds: 900 }, 'idle_timeout_seconds'],
   ])('refuses %j with a 422 at body.config.%s', (config, key) => {
     const locs = refused(config);
     expect(locs.length).toBeGreaterThan(0);

@@ -13,6 +13,7 @@ import type {
 import {
   CREATED_AT_LABEL,
   HOST_ID_LABEL,
+  IDLE_LABEL,
   SANDBOX_ID_LABEL,
   TEMPLATE_LABEL,
   TTL_LABEL,
@@ -108,6 +109,7 @@ export class DockerRuntime implements ContainerRuntime {
           running: info.State === 'running',
           template: info.Labels[TEMPLATE_LABEL] ?? null,
           ttlSeconds: Number(info.Labels[TTL_LABEL]) || null,
+          idleTimeoutSeconds: Number(info.Labels[IDLE_LABEL]) || 0,
         };
       });
     });

@@ -93,6 +93,11 @@ export class MemorySandboxStore implements SandboxStore {
     return structuredClone(sandbox);
   }
 
+  async touchActivity(sandboxId: string, at: Date): Promise<void> {
+    const sandbox = this.#sandboxes.get(sandboxId);
+    if (sandbox) sandbox.lastActivityAt = at;
+  }
+
   async touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null> {
     const sandbox = this.#sandboxes.get(sandboxId);
     if (!sandbox || sandbox.hostId !== hostId) return null;

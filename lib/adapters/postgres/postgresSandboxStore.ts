@@ -52,6 +52,8 @@ interface SandboxRow {
   template: string;
   ttl_seconds: number;
   expires_at: Date;
+  idle_timeout_seconds: number;
+  last_activity_at: Date;
 }
 
 function fromRow(row: SandboxRow): Sandbox {
@@ -71,6 +73,8 @@ function fromRow(row: SandboxRow): Sandbox {
     template: row.template,
     ttlSeconds: row.ttl_seconds,
     expiresAt: row.expires_at,
+    idleTimeoutSeconds: row.idle_timeout_seconds,
+    lastActivityAt: row.last_activity_at,
   };
 }
 
@@ -111,12 +115,12 @@ export class PostgresSandboxStore implements SandboxStore {
       'save',
       `INSERT INTO sandboxes (sandbox_id, user_id, status, container_id, created_at, updated_at,
          hot_path, cold_path, config, host_id, last_heartbeat_at, last_error, template,
-         ttl_seconds, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ttl_seconds, expires_at, idle_timeout_seconds, last_activity_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
        ON CONFLICT (sandbox_id) DO UPDATE SET user_id = $2, status = $3, container_id = $4,
          created_at = $5, updated_at = $6, hot_path = $7, cold_path = $8, config = $9,
          host_id = $10, last_heartbeat_at = $11, last_error = $12, template = $13,
-         ttl_seconds = $14, expires_at = $15`,
+         ttl_seconds = $14, expires_at = $15, idle_timeout_seconds = $16, last_activity_at = $17`,
       [
         sandbox.sandboxId,
         sandbox.userId,
@@ -133,6 +137,8 @@ export class PostgresSandboxStore implements SandboxStore {
         sandbox.template,
         sandbox.ttlSeconds,
         sandbox.expiresAt,
+        sandbox.idleTimeoutSeconds,
+        sandbox.lastActivityAt,
       ],
     );
   }
@@ -221,6 +227,14 @@ export class PostgresSandboxStore implements SandboxStore {
       [sandboxId, ttlSeconds, statuses],
     );
     return rows[0] ? fromRow(rows[0]) : null;
+  }
+
+  async touchActivity(sandboxId: string, at: Date): Promise<void> {
+    await this.#query(
+      'touch_activity',
+      'UPDATE sandboxes SET last_activity_at = $2 WHERE sandbox_id = $1',
+      [sandboxId, at],
+    );
   }
 
   async touchHeartbeat(sandboxId: string, hostId: string, at: Date): Promise<Sandbox | null> {
