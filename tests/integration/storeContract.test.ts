@@ -134,6 +134,30 @@ describe.each(stores)('SandboxStore contract: %s', (_name, storeOf) => {
     expect(await store.get(sandbox.sandboxId)).toBeNull();
   });
 
+  it('extends only a sandbox in one of the statuses asked, from now', async () => {
+    const store = storeOf();
+    const sandbox = { ...sandboxOf('extend'), status: 'ready' as const };
+    await store.save(sandbox);
+    const before = Date.now();
+    const extended = await store.extend(sandbox.sandboxId, 600, ['ready', 'running']);
+    expect(extended).toMatchObject({ ttlSeconds: 600 });
+    expect(extended?.expiresAt.getTime()).toBeGreaterThanOrEqual(before + 599_000);
+    expect(await store.extend(sandbox.sandboxId, 600, ['running'])).toBeNull();
+    expect(await store.extend('sbx-000000000000', 600, ['ready'])).toBeNull();
+  });
+
+  it('records activity, and keeps the idle timeout', async () => {
+    const store = storeOf();
+    const sandbox = { ...sandboxOf('activity'), idleTimeoutSeconds: 120 };
+    await store.save(sandbox);
+    const at = new Date(Date.now() + 60_000);
+    await store.touchActivity(sandbox.sandboxId, at);
+    expect(await store.get(sandbox.sandboxId)).toMatchObject({
+      idleTimeoutSeconds: 120,
+      lastActivityAt: at,
+    });
+  });
+
   it('an exclusive lock lets one holder in at a time, and is free again after', async () => {
     const store = storeOf();
     let release: () => void = () => undefined;

@@ -221,7 +221,8 @@ export class PostgresSandboxStore implements SandboxStore {
   async extend(sandboxId: string, ttlSeconds: number, statuses: readonly SandboxStatus[]) {
     const rows = await this.#query<SandboxRow>(
       'extend',
-      `UPDATE sandboxes SET ttl_seconds = $2, expires_at = NOW() + make_interval(secs => $2),
+      `UPDATE sandboxes SET ttl_seconds = $2::integer,
+         expires_at = NOW() + make_interval(secs => $2::integer),
          updated_at = NOW()
        WHERE sandbox_id = $1 AND status = ANY($3) RETURNING *`,
       [sandboxId, ttlSeconds, statuses],
