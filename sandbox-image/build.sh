@@ -91,11 +91,15 @@ apt_mirror() {
 
 # Prints a tool's output but counts its per-package lines (fetching, unpacking and setting up
 # hundreds of packages, and the man pages the slim rules leave out) instead of printing them: one
-# line every 250. Errors and all else pass through.
+# line every 250. apt-get's lists of package names are left out (its summary line follows them).
+# Errors and all else pass through.
 condensed() {
   awk -v what="$1" '
     { gsub(/\033\[[0-9;]*m/, "") } # the colour docker build gives what a step writes to stderr
-    /^The following .*packages will be/ { listing = 1; print; next }
+    /^(The following .*packages will be|Suggested packages:|Recommended packages:)/ {
+      listing = 1
+      next
+    }
     listing && /^  / { next }
     { listing = 0 }
     /^(I: (Retrieving|Validating|Extracting|Unpacking|Configuring) |Get:[0-9]+ |Selecting previously unselected |Preparing to unpack |Unpacking |Setting up |Processing triggers |\(Reading database|update-alternatives: warning: skip creation of )/ {
