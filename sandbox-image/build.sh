@@ -1,31 +1,59 @@
 #!/usr/bin/env bash
-# Builds the sandbox image: MATRX_SANDBOX_IMAGE, default matrx-sandbox:latest.
+# Builds a sandbox image from one variant of this directory's recipe: the workbench (the default,
+# matrx-sandbox:latest) or another package list of packages/ (--variant=slim:
+# matrx-sandbox-slim:latest). MATRX_SANDBOX_IMAGE names the image instead.
 #
-#   build.sh               build (or rebuild) the image
-#   build.sh --if-missing  do nothing when the image already exists
+#   build.sh                  build (or rebuild) the image
+#   build.sh --if-missing     build only when the image is missing or stale (its recipe differs)
+#   build.sh --variant=NAME   the variant packages/NAME: workbench (default) or slim
+#   build.sh --print-recipe   print the variant's recipe and stop (needs no Docker)
 #
+# The recipe is the sha256 of the files that make the image (Dockerfile, install-packages,
+# sandbox-entrypoint, the variant's package list); the image carries it as label matrx.recipe.
 # Base image, first that applies:
 #   1. MATRX_SANDBOX_BASE_IMAGE, when set;
 #   2. debian:bookworm-slim, when it is here or can be pulled;
-#   3. matrx-debian-base:bookworm, made here (once) with debootstrap from this machine's own Debian
-#      mirror, read at run time from its apt configuration. It already holds everything the image
-#      needs, so the build then runs with --network none.
+#      on these two, apt-get installs the packages during the build, on the network
+#      MATRX_BUILD_NETWORK (default `default`; `host` on an engine without a bridge);
+#   3. matrx-debian-base:bookworm-<variant>, made here (again when its packages change) with
+#      debootstrap from this machine's own Debian mirror, read at run time from its apt
+#      configuration, then the variant's packages installed into it with apt-get in a chroot. It
+#      holds everything the image needs, so the image build then runs with --network none.
 # Progress goes to stderr. Works from any directory.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-image="${MATRX_SANDBOX_IMAGE:-matrx-sandbox:latest}"
 public_base="debian:bookworm-slim"
-local_base="matrx-debian-base:bookworm"
 suite="bookworm"
 
 say() { echo "sandbox-image: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+variant=workbench
+print_recipe=0
 # shellcheck source=docker-common.sh
 source "$here/docker-common.sh"
-parse_flags 2,13 "" "$@"
+parse_flags 2,22 "--variant= --print-recipe" "$@"
+[[ "$variant" =~ ^[a-z0-9][a-z0-9-]*$ && -f "$here/packages/$variant" ]] ||
+  die "no variant $variant: packages/ holds $(ls "$here/packages" | xargs)"
+if [[ "$variant" == workbench ]]; then
+  image="${MATRX_SANDBOX_IMAGE:-matrx-sandbox:latest}"
+else
+  image="${MATRX_SANDBOX_IMAGE:-matrx-sandbox-$variant:latest}"
+fi
+local_base="matrx-debian-base:$suite-$variant"
+
+# One sha256 over files of this directory (names and contents): the recipe of the image, and of the
+# local base (what debootstrap and apt-get put in it).
+recipe_of() { (cd "$here" && sha256sum "$@") | sha256sum | cut -d' ' -f1; }
+recipe="$(recipe_of Dockerfile install-packages sandbox-entrypoint "packages/$variant")"
+if ((print_recipe)); then
+  echo "$recipe"
+  exit 0
+fi
+
 require_docker
+exit_if_current "$image" matrx.recipe "$recipe"
 
 # The first plain http(s) or file mirror of a `deb` source that is not a security suite, from
 # deb822 files (/etc/apt/sources.list.d/*.sources) or one-line ones (/etc/apt/sources.list{,.d/*.list}).
@@ -61,10 +89,33 @@ apt_mirror() {
   ' "${files[@]}"
 }
 
+# Prints a tool's output but counts its per-package lines (fetching, unpacking and setting up
+# hundreds of packages, and the man pages the slim rules leave out) instead of printing them: one
+# line every 250. apt-get's lists of package names are left out (its summary line follows them).
+# Errors and all else pass through.
+condensed() {
+  awk -v what="$1" '
+    { gsub(/\033\[[0-9;]*m/, "") } # the colour docker build gives what a step writes to stderr
+    /^(The following .*packages will be|Suggested packages:|Recommended packages:)/ {
+      listing = 1
+      next
+    }
+    listing && /^  / { next }
+    { listing = 0 }
+    /^(I: (Retrieving|Validating|Extracting|Unpacking|Configuring) |Get:[0-9]+ |Selecting previously unselected |Preparing to unpack |Unpacking |Setting up |Processing triggers |\(Reading database|update-alternatives: warning: skip creation of )/ {
+      if (++steps % 250 == 0) { print "sandbox-image: " what ": " steps " lines on packages"; fflush() }
+      next
+    }
+    { print; fflush() }
+    END { if (steps) print "sandbox-image: " what ": " steps " lines on packages in all" }
+  '
+}
+
 rootfs=""
 cleanup_rootfs() {
   [[ -n "$rootfs" && -d "$rootfs" ]] || return 0
-  # A failed debootstrap can leave /proc or /sys mounted inside: unmount before deleting.
+  # A failed debootstrap or apt-get can leave /proc (or a file: mirror) mounted inside: unmount
+  # before deleting.
   local mounts m
   mounts="$(awk -v root="$rootfs" 'index($2, root "/") == 1 { print $2 }' /proc/self/mounts | sort -r)"
   for m in $mounts; do umount -l "$m" 2>/dev/null || true; done
@@ -72,11 +123,35 @@ cleanup_rootfs() {
   rootfs=""
 }
 
+# The variant's packages, installed in the rootfs by the same script as in the image build, with
+# the sources debootstrap wrote. A file: mirror is mounted read-only where those sources expect it.
+install_in_rootfs() {
+  local mirror="$1" path
+  if [[ "$mirror" == file:* ]]; then
+    path="/${mirror#file:}"
+    path="/${path##*//}"
+    mkdir -p "$rootfs$path"
+    mount --bind "$path" "$rootfs$path"
+    mount -o remount,bind,ro "$rootfs$path"
+  fi
+  mkdir -p "$rootfs/tmp/matrx-build"
+  cp "$here/install-packages" "$here/packages/$variant" "$rootfs/tmp/matrx-build/"
+  mount -t proc proc "$rootfs/proc"
+  chroot "$rootfs" bash /tmp/matrx-build/install-packages "/tmp/matrx-build/$variant" 2>&1 |
+    condensed apt-get >&2 || die "installing the $variant packages failed (see above)"
+  umount "$rootfs/proc"
+  [[ -z "${path:-}" ]] || umount "$rootfs$path"
+  rm -rf "$rootfs/tmp/matrx-build"
+}
+
 build_local_base() {
-  if image_exists "$local_base"; then
+  local wanted
+  wanted="$(recipe_of install-packages "packages/$variant")"
+  if [[ "$(image_label "$local_base" matrx.base-recipe)" == "$wanted" ]]; then
     say "using the existing local base $local_base"
     return
   fi
+  ! image_exists "$local_base" || say "$local_base was made from other packages: making it again"
   [[ $EUID -eq 0 ]] || die "debootstrap needs root to make $local_base (or set MATRX_SANDBOX_BASE_IMAGE)"
   command -v debootstrap >/dev/null ||
     die "debootstrap is not installed (apt-get install debootstrap), or set MATRX_SANDBOX_BASE_IMAGE"
@@ -87,17 +162,20 @@ build_local_base() {
   [[ -n "$mirror" ]] || die "no Debian mirror found in /etc/apt/sources.list{,.d/}; set MATRX_SANDBOX_BASE_IMAGE"
 
   rootfs="$(mktemp -d "${TMPDIR:-/tmp}/matrx-rootfs.XXXXXX")"
+  # It becomes the image's /, which apt's own user must be able to enter.
+  chmod 755 "$rootfs"
   trap cleanup_rootfs EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  say "making $local_base with debootstrap from the mirror in /etc/apt (about half a minute)"
+  say "making $local_base: debootstrap from the mirror in /etc/apt, then the $variant packages" \
+    "with apt-get in a chroot"
   local start=$SECONDS
-  debootstrap --variant=minbase --include=tini,procps \
-    --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
-    "$suite" "$rootfs" "$mirror" >&2 || die "debootstrap failed (see above)"
-  say "debootstrap done in $((SECONDS - start)) s; trimming and importing"
+  debootstrap --variant=minbase --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
+    "$suite" "$rootfs" "$mirror" 2>&1 | condensed debootstrap >&2 ||
+    die "debootstrap failed (see above)"
+  say "debootstrap done in $((SECONDS - start)) s; installing the $variant packages"
 
-  # Keep later package installs as lean as debian:*-slim does, and trim what is already there.
+  # Packages install as lean as in debian:*-slim, and what debootstrap put there is trimmed.
   cat >"$rootfs/etc/dpkg/dpkg.cfg.d/90-matrx-slim" <<'EOF'
 path-exclude /usr/share/doc/*
 path-include /usr/share/doc/*/copyright
@@ -110,21 +188,28 @@ EOF
   find "$rootfs/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
   find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
   rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/groff/* \
-    "$rootfs"/usr/share/lintian/* "$rootfs"/usr/share/locale/* \
-    "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin \
+    "$rootfs"/usr/share/lintian/* "$rootfs"/usr/share/locale/*
+  install_in_rootfs "$mirror"
+  say "$variant packages installed in $((SECONDS - start)) s since the start"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin \
     "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/* \
     "$rootfs"/debootstrap
-  # The image must not point at this machine's mirror; a build that wants apt adds its own sources.
+  # Nothing of this machine goes into the image: not its mirror (a build that wants apt adds its
+  # own sources), nor the resolver and host name debootstrap copied (Docker provides both).
   : >"$rootfs/etc/apt/sources.list"
+  : >"$rootfs/etc/resolv.conf"
+  : >"$rootfs/etc/hostname"
 
+  say "importing $local_base"
   tar --numeric-owner -C "$rootfs" -c . |
-    docker import --message "debootstrap --variant=minbase $suite" - "$local_base" >/dev/null
+    docker import --change "LABEL matrx.base-recipe=$wanted" \
+      --message "debootstrap --variant=minbase $suite + packages/$variant" - "$local_base" >/dev/null
   cleanup_rootfs
   trap - EXIT INT TERM
-  say "imported $local_base"
+  say "made $local_base in $((SECONDS - start)) s"
 }
 
-network=default
+network="${MATRX_BUILD_NETWORK:-default}"
 if [[ -n "${MATRX_SANDBOX_BASE_IMAGE:-}" ]]; then
   base="$MATRX_SANDBOX_BASE_IMAGE"
   say "base image from MATRX_SANDBOX_BASE_IMAGE: $base"
@@ -142,7 +227,8 @@ else
   network=none
 fi
 
-say "building $image from $base (network: $network)"
+say "building $image ($variant) from $base (network: $network)"
 start=$SECONDS
-docker build --network "$network" --build-arg "BASE_IMAGE=$base" -t "$image" "$here" >&2
+docker build --network "$network" --build-arg "BASE_IMAGE=$base" --build-arg "VARIANT=$variant" \
+  --label "matrx.recipe=$recipe" -t "$image" "$here" 2>&1 | condensed "docker build" >&2
 say "built $image in $((SECONDS - start)) s"

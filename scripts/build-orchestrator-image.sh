@@ -8,10 +8,11 @@
 #                                             machine's own node and npm
 #   build-orchestrator-image.sh --if-missing  do nothing when the image already exists
 #
-# The Debian base for --local-base is matrx-debian-base:bookworm (what sandbox-image/build.sh makes
-# with debootstrap) or debian:bookworm-slim, whichever is here; with neither, sandbox-image/build.sh
-# runs first. `npm ci` inside the build still needs the npm registry: MATRX_BUILD_NETWORK is the
-# build's network, default `host` with --local-base (such engines often run without a bridge).
+# The Debian base for --local-base is matrx-debian-base:bookworm-slim (what
+# `sandbox-image/build.sh --variant=slim` makes with debootstrap) or debian:bookworm-slim, whichever
+# is here; with neither, that build runs first. `npm ci` inside the build still needs the npm
+# registry: MATRX_BUILD_NETWORK is the build's network, default `host` with --local-base (such
+# engines often run without a bridge).
 # Progress goes to stderr. Works from any directory.
 set -euo pipefail
 
@@ -26,10 +27,11 @@ local_base=0
 source "$root/sandbox-image/docker-common.sh"
 parse_flags 2,16 "--local-base" "$@"
 require_docker
+exit_if_current "$image"
 
 debian_base() {
   local candidate
-  for candidate in matrx-debian-base:bookworm debian:bookworm-slim; do
+  for candidate in matrx-debian-base:bookworm-slim debian:bookworm-slim; do
     if image_exists "$candidate"; then
       echo "$candidate"
       return
@@ -60,9 +62,11 @@ make_node_base() {
   npm_dir="$(npm root -g)/npm"
   [[ -f "$npm_dir/bin/npm-cli.js" ]] || die "npm not found at $npm_dir"
   debian="$(debian_base)" || {
-    say "no Debian base here: running sandbox-image/build.sh, which makes one"
-    bash "$root/sandbox-image/build.sh" --if-missing
-    debian="$(debian_base)" || die "no Debian base; run sandbox-image/build.sh (as root) first"
+    say "no Debian base here: building the slim sandbox image, which makes one"
+    # Not --if-missing: the slim image may be here without its base.
+    MATRX_SANDBOX_IMAGE="" bash "$root/sandbox-image/build.sh" --variant=slim
+    debian="$(debian_base)" ||
+      die "no Debian base; run sandbox-image/build.sh --variant=slim (as root) first"
   }
 
   ctx="$(mktemp -d "${TMPDIR:-/tmp}/matrx-orchestrator-base.XXXXXX")"

@@ -16,8 +16,9 @@ export interface Prepared {
 
 /**
  * What is checked (and in development, provided) before the API starts: the API key warning, the
- * sandbox image (built when missing, in development), an S3 (the embedded server, in development,
- * when none is set), the bucket, and a current schema. Null when the service must not start.
+ * sandbox image (built when missing or stale, in development), an S3 (the embedded server, in
+ * development, when none is set), the bucket, and a current schema. Null when the service must
+ * not start.
  */
 export async function preflight(
   settings: Settings,
@@ -29,7 +30,7 @@ export async function preflight(
       'MATRX_API_KEY is empty: the API is unauthenticated, open to anyone who reaches it',
     );
   }
-  await ensureSandboxImage(settings.SANDBOX_IMAGE, logger, { buildWhenMissing: development });
+  await ensureSandboxImage(settings.SANDBOX_IMAGE, logger, { buildWhenNeeded: development });
 
   let embeddedS3: EmbeddedS3 | undefined;
   if (development && !settings.S3_BUCKET && !settings.S3_ENDPOINT) {
