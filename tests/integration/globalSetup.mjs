@@ -61,6 +61,8 @@ export default async function globalSetup() {
       MATRX_SHUTDOWN_TIMEOUT_SECONDS: '2',
       MATRX_CONTAINER_MEMORY_LIMIT: '512m',
       MATRX_CONTAINER_CPU_LIMIT: '1',
+      // A second template, on the one image every run has: what is checked is the choosing.
+      MATRX_SANDBOX_TEMPLATES: 'second=matrx-sandbox:latest',
     },
   });
   process.env.MATRX_TEST_BASE_URL = server.baseUrl;

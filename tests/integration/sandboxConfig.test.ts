@@ -96,6 +96,16 @@ describe('a sandbox made to its config, on the real engine', () => {
     expect(late.status).toBe(409);
   });
 
+  it('makes a sandbox of the template its config picks', async () => {
+    const created = await create({ template: 'second' });
+    expect(created.status).toBe(201);
+    expect(created.body.template).toBe('second');
+    const info = await docker.getContainer(created.body.container_id ?? '').inspect();
+    expect(info.Config.Image).toBe('matrx-sandbox:latest');
+    expect(info.Config.Labels['matrx.template']).toBe('second');
+    expect((await api('DELETE', `/sandboxes/${created.body.sandbox_id}`)).status).toBe(204);
+  });
+
   it('refuses a config past the host caps with a 422 naming the key', async () => {
     const refused = await create({ cpu: 64, template: 'nope' });
     expect(refused.status).toBe(422);
