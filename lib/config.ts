@@ -305,7 +305,8 @@ export const SETTINGS = {
       .enum(['true', 'false'], { message: 'must be true or false' })
       .transform((v) => v === 'true'),
     default: 'false',
-    meaning: "true: serverless.yml's scheduled `reconcile` function also runs a pass every minute.",
+    meaning:
+      "true: serverless.yml's scheduled `reconcile` function runs a pass every minute; otherwise that function runs nothing.",
   }),
 } as const;
 
