@@ -73,6 +73,12 @@ export interface ExecRequest {
   user: string;
   timeoutSeconds: number;
   maxOutputBytes: number;
+  /** Absolute; without it the command starts where the sandbox's previous command ended. */
+  cwd?: string;
+  /** Merged over the sandbox's environment. */
+  env?: Record<string, string>;
+  /** Fed to the command; without it stdin is /dev/null. */
+  stdin?: string;
 }
 
 export interface ExecResult {
@@ -82,6 +88,64 @@ export interface ExecResult {
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
   timedOut: boolean;
+  /** The working directory when the command ended (where it started, if that is unknown). */
+  cwd: string;
+}
+
+export const PROCESS_STATUSES = ['running', 'exited', 'killed', 'timed_out'] as const;
+export type ProcessStatus = (typeof PROCESS_STATUSES)[number];
+export type ProcessSignal = 'TERM' | 'KILL';
+
+export interface ProcessStart {
+  /** proc- and 12 hex digits, chosen by the caller. */
+  processId: string;
+  command: string;
+  user: string;
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Without it the process runs until it ends, is killed or the sandbox ends. */
+  timeoutSeconds?: number;
+}
+
+/** A background process, as the sandbox keeps it (state and output live in the container). */
+export interface ProcessInfo {
+  processId: string;
+  command: string;
+  user: string;
+  cwd: string;
+  status: ProcessStatus;
+  /** Null while it runs. */
+  exitCode: number | null;
+  startedAt: Date;
+  endedAt: Date | null;
+}
+
+export interface OutputRequest {
+  /** Byte offsets to read from (an offset before the oldest byte kept reads from that byte). */
+  stdoutOffset: number;
+  stderrOffset: number;
+  /** 0: answer at once; else as soon as there is output past the offsets or the process ends. */
+  waitMs: number;
+  /** At most this many bytes per stream. */
+  maxBytes: number;
+}
+
+export interface ProcessOutput {
+  stdout: string;
+  stderr: string;
+  /** Where to read from next. */
+  stdoutOffset: number;
+  stderrOffset: number;
+  status: ProcessStatus;
+  exitCode: number | null;
+}
+
+/** How the sandboxes' commands reach them: over a channel, or a plain engine exec each. */
+export interface ChannelStats {
+  /** Channels open now (one per sandbox and user). */
+  open: number;
+  /** Sandboxes whose commands take the plain engine exec, their channel unable to start. */
+  fallback: number;
 }
 
 /** A sandbox container as the engine reports it, from its labels and state. */
@@ -116,6 +180,31 @@ export interface ContainerRuntime {
     onStarted: () => void,
   ): Promise<ReadyOutcome>;
   exec(containerId: string, request: ExecRequest): Promise<ExecResult>;
+  /** Starts a background process; a ConflictError when the id is taken. */
+  startProcess(containerId: string, start: ProcessStart): Promise<ProcessInfo>;
+  /** Oldest first. */
+  listProcesses(containerId: string): Promise<ProcessInfo[]>;
+  /** Null when the sandbox has no such process. */
+  getProcess(containerId: string, processId: string): Promise<ProcessInfo | null>;
+  readProcessOutput(
+    containerId: string,
+    processId: string,
+    request: OutputRequest,
+  ): Promise<ProcessOutput | null>;
+  /** A ConflictError when the process has ended or its stdin was closed. */
+  writeProcessStdin(
+    containerId: string,
+    processId: string,
+    data: string,
+    eof: boolean,
+  ): Promise<ProcessInfo | null>;
+  /** Resolves once the process and everything it started are gone. */
+  killProcess(
+    containerId: string,
+    processId: string,
+    signal: ProcessSignal,
+  ): Promise<ProcessInfo | null>;
+  channelStats(): ChannelStats;
   /** Stops (gracefully within timeoutSeconds, or kills when 0); gone or stopped is success. */
   stop(containerId: string, timeoutSeconds: number): Promise<void>;
   /** Removes the container; already gone is success. */

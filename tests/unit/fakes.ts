@@ -85,7 +85,36 @@ export class FakeRuntime implements ports.ContainerRuntime {
       stdoutTruncated: false,
       stderrTruncated: false,
       timedOut: false,
+      cwd: request.cwd ?? '/home/agent',
     };
+  }
+
+  startProcess(): Promise<ports.ProcessInfo> {
+    return Promise.reject(new Error('not faked'));
+  }
+
+  listProcesses(): Promise<ports.ProcessInfo[]> {
+    return Promise.reject(new Error('not faked'));
+  }
+
+  getProcess(): Promise<ports.ProcessInfo | null> {
+    return Promise.reject(new Error('not faked'));
+  }
+
+  readProcessOutput(): Promise<ports.ProcessOutput | null> {
+    return Promise.reject(new Error('not faked'));
+  }
+
+  writeProcessStdin(): Promise<ports.ProcessInfo | null> {
+    return Promise.reject(new Error('not faked'));
+  }
+
+  killProcess(): Promise<ports.ProcessInfo | null> {
+    return Promise.reject(new Error('not faked'));
+  }
+
+  channelStats(): ports.ChannelStats {
+    return { open: 0, fallback: 0 };
   }
 
   async stop(containerId: string): Promise<void> {

@@ -3,11 +3,14 @@ import Docker from 'dockerode';
 import { DOCKER, UnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type {
+  ChannelStats,
   ContainerRuntime,
   ContainerSpec,
   ExecRequest,
   ExecResult,
   ObservedContainer,
+  ProcessInfo,
+  ProcessOutput,
   ReadyOutcome,
 } from '../../ports.js';
 import {
@@ -239,6 +242,34 @@ export class DockerRuntime implements ContainerRuntime {
       () => execInContainer(this.docker, containerId, request),
       false,
     );
+  }
+
+  startProcess(): Promise<ProcessInfo> {
+    return Promise.reject(new Error('not yet'));
+  }
+
+  listProcesses(): Promise<ProcessInfo[]> {
+    return Promise.reject(new Error('not yet'));
+  }
+
+  getProcess(): Promise<ProcessInfo | null> {
+    return Promise.reject(new Error('not yet'));
+  }
+
+  readProcessOutput(): Promise<ProcessOutput | null> {
+    return Promise.reject(new Error('not yet'));
+  }
+
+  writeProcessStdin(): Promise<ProcessInfo | null> {
+    return Promise.reject(new Error('not yet'));
+  }
+
+  killProcess(): Promise<ProcessInfo | null> {
+    return Promise.reject(new Error('not yet'));
+  }
+
+  channelStats(): ChannelStats {
+    return { open: 0, fallback: 0 };
   }
 
   stop(containerId: string, timeoutSeconds: number): Promise<void> {

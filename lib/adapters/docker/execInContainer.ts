@@ -118,6 +118,7 @@ export async function finishExec(
       stdoutTruncated: stdout.truncated,
       stderrTruncated: stderr.truncated,
       timedOut,
+      cwd: request.cwd ?? '/home/agent',
     };
   }
 }
