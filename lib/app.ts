@@ -63,7 +63,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
   const runtime = new DockerRuntime(new Docker(), logger, {
     slowCallMs: settings.SLOW_CALL_MS,
     firstCommandUser: DEFAULT_EXEC_USER,
-    maxOutputBytes: settings.MAX_OUTPUT_BYTES,
+    processOutputBytes: 16 * 1024 * 1024,
   });
   const s3 = settings.S3_BUCKET ? createS3(settings, logger) : undefined;
   const services = composeServices(

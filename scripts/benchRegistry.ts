@@ -139,7 +139,7 @@ export async function benchRegistry(
       new DockerRuntime(docker, logger, {
         slowCallMs: 1000,
         firstCommandUser: 'agent',
-        maxOutputBytes: 1024,
+        processOutputBytes: 1024 * 1024,
       }),
     );
     const settings = loadConfig({

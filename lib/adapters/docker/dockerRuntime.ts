@@ -9,8 +9,11 @@ import type {
   ExecRequest,
   ExecResult,
   ObservedContainer,
+  OutputRequest,
   ProcessInfo,
   ProcessOutput,
+  ProcessSignal,
+  ProcessStart,
   ReadyOutcome,
 } from '../../ports.js';
 import {
@@ -24,8 +27,8 @@ import {
 } from '../../domain/sandbox.js';
 import { loggedCall } from '../callLog.js';
 import { dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
-import { execInContainer } from './execInContainer.js';
-import { PreparedShells } from './preparedShells.js';
+import { Channels } from './channel/channels.js';
+import { probeInContainer } from './execInContainer.js';
 import { delay, readyLineSeen, timedOut } from './readiness.js';
 
 const READY_MARKER = '/tmp/.sandbox_ready';
@@ -43,28 +46,31 @@ const ROOT_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETUID'
 export interface DockerRuntimeOptions {
   /** A Docker call slower than this is logged as slow. */
   slowCallMs: number;
-  /** Who runs a sandbox's first command: its shell is started as soon as the sandbox is ready. */
+  /** Whose command channel is opened as soon as a sandbox is ready. */
   firstCommandUser: string;
-  /** The output cap of commands, which a shell started ahead must already know. */
-  maxOutputBytes: number;
+  /** Per stream and background process, the most output a sandbox keeps. */
+  processOutputBytes: number;
 }
 
 export class DockerRuntime implements ContainerRuntime {
-  readonly #shells: PreparedShells;
+  readonly #channels: Channels;
 
   constructor(
     private readonly docker: Docker,
     private readonly logger: Logger,
     private readonly options: DockerRuntimeOptions,
   ) {
-    this.#shells = new PreparedShells(docker, (containerId, start) =>
-      this.#call('start_shell', containerId, start, false),
-    );
+    this.#channels = new Channels(docker, {
+      defaultUser: options.firstCommandUser,
+      processOutputBytes: options.processOutputBytes,
+      logger,
+      logged: (operation, containerId, run) => this.#call(operation, containerId, run, false),
+    });
   }
 
-  /** Ends the prepared shells; the Docker client itself holds nothing open. */
+  /** Ends the command channels; the Docker client itself holds nothing open. */
   close(): void {
-    this.#shells.close();
+    this.#channels.close();
   }
 
   /** Every call to the engine goes through here, to be logged once. */
@@ -186,8 +192,7 @@ export class DockerRuntime implements ContainerRuntime {
           ]),
         false,
       );
-      const { firstCommandUser, maxOutputBytes } = this.options;
-      if (outcome.ready) this.#shells.prepareSoon(containerId, firstCommandUser, maxOutputBytes);
+      if (outcome.ready) this.#channels.warm(containerId);
       return outcome;
     } finally {
       stop.abort();
@@ -207,8 +212,7 @@ export class DockerRuntime implements ContainerRuntime {
       if (!state.Running) {
         return { ready: false, reason: `container exited with code ${state.ExitCode}` };
       }
-      // An exec of its own: a readiness probe prepares no shell for the next command.
-      const probe = await this.#ownExec(containerId, {
+      const probe = await this.#probe(containerId, {
         command: `test -e ${READY_MARKER}`,
         user: 'root',
         timeoutSeconds: 5,
@@ -219,61 +223,63 @@ export class DockerRuntime implements ContainerRuntime {
     return { ready: false, reason: 'aborted' };
   }
 
-  async exec(containerId: string, request: ExecRequest): Promise<ExecResult> {
-    this.#shells.holdOff(containerId);
-    const prepared = this.#shells.has(containerId)
-      ? await this.#call(
-          'exec_prepared',
-          containerId,
-          () => this.#shells.run(containerId, request),
-          false,
-        )
-      : undefined;
-    const result = prepared ?? (await this.#ownExec(containerId, request));
-    this.#shells.prepareSoon(containerId, request.user, request.maxOutputBytes);
-    return result;
+  exec(containerId: string, request: ExecRequest): Promise<ExecResult> {
+    return this.#channels.exec(containerId, request);
   }
 
-  /** The command in an exec started for it alone. */
-  #ownExec(containerId: string, request: ExecRequest): Promise<ExecResult> {
+  /** A command of ours, in an exec started for it alone. */
+  #probe(containerId: string, request: ExecRequest): Promise<ExecResult> {
     return this.#call(
       'exec',
       containerId,
-      () => execInContainer(this.docker, containerId, request),
+      () => probeInContainer(this.docker, containerId, request),
       false,
     );
   }
 
-  startProcess(): Promise<ProcessInfo> {
-    return Promise.reject(new Error('not yet'));
+  startProcess(containerId: string, start: ProcessStart): Promise<ProcessInfo> {
+    return this.#channels.startProcess(containerId, start);
   }
 
-  listProcesses(): Promise<ProcessInfo[]> {
-    return Promise.reject(new Error('not yet'));
+  listProcesses(containerId: string): Promise<ProcessInfo[]> {
+    return this.#channels.listProcesses(containerId);
   }
 
-  getProcess(): Promise<ProcessInfo | null> {
-    return Promise.reject(new Error('not yet'));
+  getProcess(containerId: string, processId: string): Promise<ProcessInfo | null> {
+    return this.#channels.getProcess(containerId, processId);
   }
 
-  readProcessOutput(): Promise<ProcessOutput | null> {
-    return Promise.reject(new Error('not yet'));
+  readProcessOutput(
+    containerId: string,
+    processId: string,
+    request: OutputRequest,
+  ): Promise<ProcessOutput | null> {
+    return this.#channels.readProcessOutput(containerId, processId, request);
   }
 
-  writeProcessStdin(): Promise<ProcessInfo | null> {
-    return Promise.reject(new Error('not yet'));
+  writeProcessStdin(
+    containerId: string,
+    processId: string,
+    data: string,
+    eof: boolean,
+  ): Promise<ProcessInfo | null> {
+    return this.#channels.writeProcessStdin(containerId, processId, data, eof);
   }
 
-  killProcess(): Promise<ProcessInfo | null> {
-    return Promise.reject(new Error('not yet'));
+  killProcess(
+    containerId: string,
+    processId: string,
+    signal: ProcessSignal,
+  ): Promise<ProcessInfo | null> {
+    return this.#channels.killProcess(containerId, processId, signal);
   }
 
   channelStats(): ChannelStats {
-    return { open: 0, fallback: 0 };
+    return this.#channels.stats();
   }
 
   stop(containerId: string, timeoutSeconds: number): Promise<void> {
-    this.#shells.discard(containerId);
+    this.#channels.discard(containerId);
     const container = this.docker.getContainer(containerId);
     if (timeoutSeconds <= 0) {
       // 409: not running, which is what a kill wants.
@@ -340,7 +346,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   remove(containerId: string): Promise<void> {
-    this.#shells.discard(containerId);
+    this.#channels.discard(containerId);
     return this.#call('remove', containerId, async () => {
       try {
         await treatingAsDone([404], `remove container ${containerId}`, () =>

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { Duplex, Writable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ExecRequest, ExecResult } from '../../ports.js';
 import { CappedOutput } from './cappedOutput.js';
+import type { StartDir } from './channel/channel.js';
+import { CHANNEL_SCRIPT, SCRIPT_NAME } from './channel/script.js';
 import { toServiceError } from './dockerErrors.js';
 
 const TIMEOUT_EXIT_CODE = 124;
@@ -10,22 +12,6 @@ const TIMEOUT_EXIT_CODE = 124;
 const DRAIN_AFTER_KILL_MS = 750;
 /** The in-container `timeout` is only a backstop for an orchestrator that died mid-exec. */
 const BACKSTOP_GRACE_SECONDS = 5;
-
-/**
- * Kills every process whose environment carries the exec's tag, which reaches children that left
- * the process group (setsid, nohup) without touching the sandbox's other commands. Repeats while
- * it still finds some, for processes forked during the sweep.
- */
-const KILL_TAGGED = `
-tag="MATRX_EXEC_ID=$1"
-for _ in 1 2 3 4 5 6 7 8; do
-  found=0
-  for environ in /proc/[0-9]*/environ; do
-    pid=\${environ#/proc/}; pid=\${pid%/environ}
-    if grep -qzx -- "$tag" "$environ" 2>/dev/null; then kill -9 "$pid" 2>/dev/null && found=1; fi
-  done
-  [ "$found" = 0 ] && break
-done`;
 
 /** A Docker exec that has been started, with its output flowing into capped buffers. */
 export interface StartedExec {
@@ -51,31 +37,35 @@ export async function startExec(
     cmd: string[];
     user: string;
     maxOutputBytes: number;
-    /** Keeps the exec's stdin open for the caller to write to. */
-    stdin?: boolean;
-    /** Sees stdout before the capped buffer does. */
-    stdoutFilter?: (capped: CappedOutput) => Writable;
+    env?: Record<string, string>;
+    /** Written to the command's stdin, which is then closed; without it there is none. */
+    stdin?: string;
   },
 ): Promise<StartedExec> {
   const tag = randomBytes(8).toString('hex');
+  const attachStdin = options.stdin !== undefined;
   let exec: Docker.Exec;
   let stream: Duplex;
   try {
     exec = await docker.getContainer(containerId).exec({
       Cmd: options.cmd,
       User: options.user,
-      Env: [`MATRX_EXEC_ID=${tag}`],
-      AttachStdin: options.stdin ?? false,
+      Env: [
+        ...Object.entries(options.env ?? {}).map(([name, value]) => `${name}=${value}`),
+        `MATRX_EXEC_ID=${tag}`,
+      ],
+      AttachStdin: attachStdin,
       AttachStdout: true,
       AttachStderr: true,
     });
-    stream = await exec.start({ hijack: true, stdin: options.stdin ?? false });
+    stream = await exec.start({ hijack: true, stdin: attachStdin });
   } catch (error) {
     throw toServiceError(error, `exec in container ${containerId}`);
   }
   const stdout = new CappedOutput(options.maxOutputBytes);
   const stderr = new CappedOutput(options.maxOutputBytes);
-  docker.modem.demuxStream(stream, options.stdoutFilter?.(stdout) ?? stdout, stderr);
+  docker.modem.demuxStream(stream, stdout, stderr);
+  if (attachStdin) endStdin(stream, options.stdin ?? '');
   const ended = new Promise<void>((resolve) => {
     stream.once('end', resolve);
     stream.once('close', resolve);
@@ -118,31 +108,68 @@ export async function finishExec(
       stdoutTruncated: stdout.truncated,
       stderrTruncated: stderr.truncated,
       timedOut,
-      cwd: request.cwd ?? '/home/agent',
+      cwd: '',
     };
   }
 }
 
-/** One command, in an exec of its own: what every command costs without a prepared shell. */
-export async function execInContainer(
+/**
+ * One command in an engine exec of its own, as the channel would run it (start directory,
+ * environment, stdin, backstop), for a sandbox whose channel cannot start.
+ */
+export async function execOnce(
+  docker: Docker,
+  containerId: string,
+  request: ExecRequest,
+  start: StartDir,
+): Promise<ExecResult> {
+  const started = await startExec(docker, containerId, {
+    cmd: [
+      'bash',
+      '-c',
+      CHANNEL_SCRIPT,
+      SCRIPT_NAME,
+      '--once',
+      start.cwd,
+      start.implicit ? '1' : '0',
+      String(backstopSeconds(request.timeoutSeconds)),
+      request.command,
+    ],
+    user: request.user,
+    maxOutputBytes: request.maxOutputBytes,
+    env: request.env,
+    stdin: request.stdin,
+  });
+  const result = await finishExec(docker, containerId, started, request);
+  return withCwdFromStderr(result);
+}
+
+/** A probe: a command of ours (no start directory, no backstop), in an exec of its own. */
+export async function probeInContainer(
   docker: Docker,
   containerId: string,
   request: ExecRequest,
 ): Promise<ExecResult> {
   const started = await startExec(docker, containerId, {
-    cmd: [
-      'timeout',
-      '-s',
-      'KILL',
-      String(backstopSeconds(request.timeoutSeconds)),
-      'bash',
-      '-c',
-      request.command,
-    ],
+    cmd: ['bash', '-c', request.command],
     user: request.user,
     maxOutputBytes: request.maxOutputBytes,
   });
   return finishExec(docker, containerId, started, request);
+}
+
+/** `--once` writes the cwd the command ended in last on stderr, after a NUL. */
+function withCwdFromStderr(result: ExecResult): ExecResult {
+  const at = result.stderr.lastIndexOf('\0');
+  const cwd = at >= 0 ? result.stderr.slice(at + 1) : '';
+  if (at < 0 || !cwd.startsWith('/') || cwd.includes('\n')) return { ...result, cwd: '' };
+  return { ...result, stderr: result.stderr.slice(0, at), cwd };
+}
+
+function endStdin(stream: Duplex, data: string): void {
+  stream.write(data);
+  // Half-closes the hijacked connection, so the command reads an end of file.
+  (stream as Partial<{ end: () => void }>).end?.();
 }
 
 /**
@@ -157,7 +184,7 @@ async function killTagged(
 ): Promise<void> {
   try {
     const killer = await docker.getContainer(containerId).exec({
-      Cmd: ['bash', '-c', KILL_TAGGED, 'kill-tagged', tag],
+      Cmd: ['bash', '-c', CHANNEL_SCRIPT, SCRIPT_NAME, '--kill', tag],
       User: user,
       AttachStdout: true,
       AttachStderr: true,

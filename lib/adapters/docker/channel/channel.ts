@@ -1,0 +1,445 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type Docker from 'dockerode';
+import { ConflictError, DOCKER, UnavailableError } from '../../../errors.js';
+import type {
+  ExecRequest,
+  ExecResult,
+  ProcessInfo,
+  ProcessSignal,
+  ProcessStart,
+  ProcessStatus,
+} from '../../../ports.js';
+import { toServiceError } from '../dockerErrors.js';
+import { ByteReader } from './byteReader.js';
+import { chunkSink } from './sinks.js';
+
+const TIMEOUT_EXIT_CODE = 124;
+/** How long a killed command may take to report its end before the call answers anyway. */
+const DRAIN_AFTER_KILL_MS = 2000;
+const HELLO_TIMEOUT_MS = 10_000;
+const PROTOCOL = '1';
+
+/** Where a command starts: the directory, and whether the caller chose it. */
+export interface StartDir {
+  cwd: string;
+  /** True when it is the sandbox's last cwd rather than the caller's: gone, it is replaced. */
+  implicit: boolean;
+}
+
+export interface ProcessSegments {
+  /** Bytes per output segment, and how many segments are kept per stream. */
+  segmentBytes: number;
+  keep: number;
+}
+
+export interface StreamChunk {
+  /** Where the bytes start (later than asked when older bytes are gone). */
+  offset: number;
+  bytes: Buffer;
+}
+
+/** A process as the channel reports it, and whether nothing it started is left. */
+export interface ChannelProcess extends ProcessInfo {
+  settled: boolean;
+}
+
+export type StdinOutcome = ChannelProcess | 'missing' | 'ended' | 'closed' | 'full';
+
+type Field = string | number | Buffer;
+
+/**
+ * One long-lived exec in a sandbox, running sandbox-image/channel.sh as one user: it forks each
+ * command, so a command costs a fork in the container instead of an engine exec. Answers come
+ * in the order of the requests; a command's end comes as a line on stderr.
+ */
+export class Channel {
+  readonly #reader = new ByteReader();
+  readonly #events = new ByteReader();
+  #answers: Promise<unknown> = Promise.resolve();
+  readonly #finished = new Map<number, (result: ExecResult | undefined) => void>();
+  readonly #busySlots = new Set<number>();
+  #endReason: string | undefined;
+  #lastComplaint = '';
+  readonly ended: Promise<string>;
+
+  private constructor(
+    private readonly stream: Duplex,
+    readonly user: string,
+  ) {
+    this.ended = new Promise((resolve) => {
+      const end = (why: string) => {
+        if (this.#endReason !== undefined) return;
+        this.#endReason = this.#lastComplaint || why;
+        this.#reader.end(new ChannelEndedError(this.#endReason));
+        this.#events.end(new ChannelEndedError(this.#endReason));
+        for (const finish of this.#finished.values()) finish(undefined);
+        resolve(this.#endReason);
+      };
+      stream.once('end', () => end('the channel ended'));
+      stream.once('close', () => end('the channel ended'));
+      stream.once('error', (error: Error) => end(`the channel failed: ${error.message}`));
+    });
+  }
+
+  /** Starts the channel and waits for its greeting; it says where its last command ended. */
+  static async open(
+    docker: Docker,
+    containerId: string,
+    user: string,
+    script: string,
+  ): Promise<{ channel: Channel; storedCwd: string }> {
+    let stream: Duplex;
+    try {
+      const exec = await docker.getContainer(containerId).exec({
+        Cmd: ['bash', '-c', script, 'matrx-channel', user],
+        User: user,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+      stream = await exec.start({ hijack: true, stdin: true });
+    } catch (error) {
+      throw toServiceError(error, `start the command channel of container ${containerId}`);
+    }
+    const channel = new Channel(stream, user);
+    docker.modem.demuxStream(
+      stream,
+      chunkSink((chunk) => channel.#reader.push(chunk)),
+      chunkSink((chunk) => channel.#events.push(chunk)),
+    );
+    void channel.#readEvents();
+    const hello = channel.#answer(async (reader) => {
+      const [name, protocol, storedCwd] = [
+        await reader.text(),
+        await reader.text(),
+        await reader.text(),
+      ];
+      if (name !== 'matrx-channel' || protocol !== PROTOCOL) {
+        throw new ChannelEndedError(`unexpected greeting ${JSON.stringify(name)} ${protocol}`);
+      }
+      return storedCwd;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const tooLate = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ChannelEndedError('no greeting within 10 s')),
+        HELLO_TIMEOUT_MS,
+      );
+    });
+    try {
+      const storedCwd = await Promise.race([hello, tooLate]);
+      return { channel, storedCwd };
+    } catch (error) {
+      channel.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  get alive(): boolean {
+    return this.#endReason === undefined;
+  }
+
+  /** Commands running now, for the stats. */
+  get running(): number {
+    return this.#busySlots.size;
+  }
+
+  close(): void {
+    this.stream.destroy();
+  }
+
+  async exec(request: ExecRequest, start: StartDir, backstopSeconds: number): Promise<ExecResult> {
+    const slot = this.#takeSlot();
+    const tag = randomBytes(8).toString('hex');
+    let finish: (result: ExecResult | undefined) => void = () => undefined;
+    const finished = new Promise<ExecResult | undefined>((resolve) => (finish = resolve));
+    this.#finished.set(slot, finish);
+    try {
+      this.#send([
+        'X',
+        slot,
+        tag,
+        start.cwd,
+        start.implicit ? 1 : 0,
+        backstopSeconds,
+        request.maxOutputBytes,
+        ...envFields(request.env),
+        ...pieceFields(request.stdin),
+        request.command,
+      ]);
+    } catch (error) {
+      this.#finished.delete(slot);
+      this.#busySlots.delete(slot);
+      throw error;
+    }
+    let result = await within(finished, request.timeoutSeconds * 1000);
+    if (result === 'late') {
+      this.#send(['K', tag, 'KILL']);
+      result = await within(finished, DRAIN_AFTER_KILL_MS);
+      // Still running: its slot stays taken until it ends, its output unread.
+      if (result === 'late')
+        return { ...emptyResult(), exitCode: TIMEOUT_EXIT_CODE, timedOut: true };
+      if (result) return { ...result, exitCode: TIMEOUT_EXIT_CODE, timedOut: true };
+    }
+    if (!result) {
+      throw new UnavailableError(
+        DOCKER,
+        `The sandbox's command channel ended while the command ran; what became of it is unknown (${this.#endReason ?? 'no reason given'})`,
+      );
+    }
+    return result;
+  }
+
+  async startProcess(start: ProcessStart, dir: StartDir, segments: ProcessSegments) {
+    const answer = await this.#request(
+      [
+        'P',
+        start.processId,
+        dir.cwd,
+        dir.implicit ? 1 : 0,
+        start.timeoutSeconds ?? '',
+        segments.segmentBytes,
+        segments.keep,
+        ...envFields(start.env),
+        start.command,
+      ],
+      async (reader) => ((await reader.text()) === 'ok' ? readProcess(reader) : null),
+    );
+    if (!answer) throw new ConflictError(`Process ${start.processId} exists already`);
+    return answer;
+  }
+
+  listProcesses(): Promise<ChannelProcess[]> {
+    return this.#request(['L'], async (reader) => {
+      await expectOk(reader);
+      const count = await reader.number();
+      const processes: ChannelProcess[] = [];
+      for (let index = 0; index < count; index += 1) processes.push(await readProcess(reader));
+      return processes;
+    });
+  }
+
+  getProcess(processId: string): Promise<ChannelProcess | null> {
+    return this.#request(['G', processId], async (reader) =>
+      (await reader.text()) === 'ok' ? readProcess(reader) : null,
+    );
+  }
+
+  readOutput(
+    processId: string,
+    offsets: { stdout: number; stderr: number },
+    maxBytes: number,
+  ): Promise<{ process: ChannelProcess; stdout: StreamChunk; stderr: StreamChunk } | null> {
+    return this.#request(
+      ['O', processId, offsets.stdout, offsets.stderr, maxBytes],
+      async (reader) => {
+        if ((await reader.text()) !== 'ok') return null;
+        const process = await readProcess(reader);
+        const stdout = await readChunk(reader);
+        const stderr = await readChunk(reader);
+        return { process, stdout, stderr };
+      },
+    );
+  }
+
+  writeStdin(processId: string, data: Buffer, eof: boolean): Promise<StdinOutcome> {
+    return this.#request(['I', processId, eof ? 1 : 0, data.length, data], async (reader) => {
+      const outcome = await reader.text();
+      if (outcome === 'ok') return readProcess(reader);
+      if (outcome === 'missing' || outcome === 'ended' || outcome === 'closed') return outcome;
+      return 'full';
+    });
+  }
+
+  terminate(processId: string, signal: ProcessSignal): Promise<ChannelProcess | null> {
+    return this.#request(['T', processId, signal], async (reader) =>
+      (await reader.text()) === 'ok' ? readProcess(reader) : null,
+    );
+  }
+
+  #takeSlot(): number {
+    let slot = 0;
+    while (this.#busySlots.has(slot)) slot += 1;
+    this.#busySlots.add(slot);
+    return slot;
+  }
+
+  #ensureAlive(context: string): void {
+    if (this.#endReason !== undefined) {
+      throw new UnavailableError(
+        DOCKER,
+        `The sandbox's command channel ended ${context} (${this.#endReason})`,
+      );
+    }
+  }
+
+  #send(fields: Field[]): void {
+    this.#ensureAlive('before the request');
+    this.stream.write(encode(fields));
+  }
+
+  /** Sends a request and reads its answer once the answers before it are read. */
+  #request<T>(fields: Field[], read: (reader: ByteReader) => Promise<T>): Promise<T> {
+    this.#send(fields);
+    return this.#answer(read).catch((error: unknown) => {
+      if (error instanceof ChannelEndedError) this.#ensureAlive('before it answered');
+      throw error;
+    });
+  }
+
+  #answer<T>(read: (reader: ByteReader) => Promise<T>): Promise<T> {
+    const answer = this.#answers.then(() => read(this.#reader));
+    this.#answers = answer.catch((error: unknown) => {
+      // An answer that could not be read leaves the stream at an unknown place: end it.
+      if (!(error instanceof ChannelEndedError)) this.close();
+    });
+    return answer;
+  }
+
+  /** Stderr carries events: a command's end with its result, or why the channel stops. */
+  async #readEvents(): Promise<void> {
+    try {
+      for (;;) {
+        const kind = await this.#events.text();
+        if (kind === 'E') {
+          const slot = await this.#events.number();
+          const result = await readResult(this.#events);
+          this.#busySlots.delete(slot);
+          const finish = this.#finished.get(slot);
+          this.#finished.delete(slot);
+          finish?.(result);
+        } else if (kind === 'F') {
+          this.#lastComplaint = await this.#events.text();
+        } else {
+          throw new ChannelEndedError(`unknown event ${JSON.stringify(kind.slice(0, 80))}`);
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof ChannelEndedError) || this.alive) this.close();
+    }
+  }
+}
+
+/** The channel ended, or answered something it should not have. */
+export class ChannelEndedError extends Error {}
+
+function encode(fields: Field[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const field of fields) {
+    if (Buffer.isBuffer(field)) {
+      parts.push(field);
+      continue;
+    }
+    const text = String(field);
+    if (text.includes('\0')) throw new ConflictError('A NUL byte cannot be sent to a command');
+    parts.push(Buffer.from(text), NUL);
+  }
+  return Buffer.concat(parts);
+}
+
+const NUL = Buffer.from([0]);
+
+function envFields(env: Record<string, string> | undefined): Field[] {
+  const entries = Object.entries(env ?? {});
+  return [entries.length, ...entries.flat()];
+}
+
+async function within<T>(done: Promise<T>, ms: number): Promise<T | 'late'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+  try {
+    return await Promise.race([done, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Text that may hold NULs, as the channel reads it: a count, then the pieces between NULs. */
+function pieceFields(text: string | undefined): Field[] {
+  if (text === undefined || text === '') return [0];
+  const pieces = text.split('\0');
+  return [pieces.length, ...pieces];
+}
+
+async function readPieces(reader: ByteReader): Promise<Buffer> {
+  const count = await reader.number();
+  const pieces: Buffer[] = [];
+  for (let index = 0; index < count; index += 1) {
+    if (index > 0) pieces.push(NUL);
+    pieces.push(await reader.field());
+  }
+  return Buffer.concat(pieces);
+}
+
+function emptyResult(): ExecResult {
+  return {
+    exitCode: 0,
+    stdout: '',
+    stderr: '',
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    timedOut: false,
+    cwd: '',
+  };
+}
+
+async function expectOk(reader: ByteReader): Promise<void> {
+  const status = await reader.text();
+  if (status !== 'ok') throw new ChannelEndedError(`channel answered ${status}`);
+}
+
+/** An `E` event after its slot: exit code, cwd, the two cut flags, then the two streams. */
+async function readResult(reader: ByteReader): Promise<ExecResult> {
+  const exitCode = await reader.number();
+  const cwd = await reader.text();
+  const stdoutTruncated = (await reader.text()) === '1';
+  const stderrTruncated = (await reader.text()) === '1';
+  const stdout = await readPieces(reader);
+  const stderr = await readPieces(reader);
+  return {
+    exitCode,
+    stdout: stdout.toString('utf8'),
+    stderr: stderr.toString('utf8'),
+    stdoutTruncated,
+    stderrTruncated,
+    timedOut: false,
+    cwd,
+  };
+}
+
+async function readProcess(reader: ByteReader): Promise<ChannelProcess> {
+  const processId = await reader.text();
+  const command = await reader.text();
+  const user = await reader.text();
+  const cwd = await reader.text();
+  const startedAt = fromMicroseconds(await reader.text());
+  const status = (await reader.text()) as ProcessStatus;
+  const exitCode = await reader.text();
+  const endedAt = await reader.text();
+  const settled = (await reader.text()) === '1';
+  return {
+    processId,
+    command,
+    user,
+    cwd,
+    status,
+    exitCode: status === 'running' || exitCode === '' ? null : Number(exitCode),
+    startedAt: startedAt ?? new Date(0),
+    endedAt: status === 'running' ? null : fromMicroseconds(endedAt),
+    settled,
+  };
+}
+
+async function readChunk(reader: ByteReader): Promise<StreamChunk> {
+  const offset = await reader.number();
+  const length = await reader.number();
+  return { offset, bytes: await reader.bytes(length) };
+}
+
+function fromMicroseconds(field: string): Date | null {
+  const microseconds = Number(field);
+  return field === '' || !Number.isFinite(microseconds) ? null : new Date(microseconds / 1000);
+}

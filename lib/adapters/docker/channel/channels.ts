@@ -1,0 +1,349 @@
+import { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import tar from 'tar-stream';
+import { ConflictError, DOCKER, UnavailableError } from '../../../errors.js';
+import type { Logger } from '../../../logger.js';
+import type {
+  ChannelStats,
+  ExecRequest,
+  ExecResult,
+  OutputRequest,
+  ProcessInfo,
+  ProcessOutput,
+  ProcessSignal,
+  ProcessStart,
+} from '../../../ports.js';
+import { dockerStatus, toServiceError } from '../dockerErrors.js';
+import { backstopSeconds, execOnce } from '../execInContainer.js';
+import { Channel, ChannelEndedError, type ChannelProcess, type StartDir } from './channel.js';
+import { CHANNEL_SCRIPT } from './script.js';
+import { decodeChunk } from './utf8.js';
+
+/** Where a sandbox's first command starts. */
+const FIRST_CWD = '/home/agent';
+/** A sandbox whose channel could not start tries again after this long. */
+const RETRY_CHANNEL_MS = 60_000;
+const POLL_MS = 50;
+/** TERM, up to 5 s for the tree to go, then KILL: the channel answers well within this. */
+const KILL_SETTLE_MS = 15_000;
+/** Output segments per stream: the oldest goes when the next would pass the bound. */
+const SEGMENTS_KEPT = 16;
+
+export interface ChannelsOptions {
+  /** Whose channel a sandbox gets when it is ready, and lists its processes. */
+  defaultUser: string;
+  /** Per stream and process, the most output a sandbox keeps. */
+  processOutputBytes: number;
+  logger: Logger;
+  /** Logs a call to the engine as the runtime logs each of them. */
+  logged: <T>(operation: string, containerId: string, run: () => Promise<T>) => Promise<T>;
+}
+
+interface SandboxChannels {
+  byUser: Map<string, Promise<Channel>>;
+  /** Where the last command ended. */
+  cwd: string | undefined;
+  /** The sandbox's /run/matrx exists. */
+  prepared: Promise<void> | undefined;
+  fallback: { reason: string; until: number } | undefined;
+  warned: boolean;
+  processUsers: Map<string, string>;
+}
+
+/**
+ * The command channels of this host's sandboxes (one per sandbox and user), opened when a sandbox
+ * is ready or on its first command, and opened again when one ends. A sandbox whose channel cannot
+ * start runs each command in a plain engine exec instead, and says so once at WARNING.
+ */
+export class Channels {
+  readonly #sandboxes = new Map<string, SandboxChannels>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly options: ChannelsOptions,
+  ) {}
+
+  stats(): ChannelStats {
+    let open = 0;
+    let fallback = 0;
+    const now = Date.now();
+    for (const sandbox of this.#sandboxes.values()) {
+      open += sandbox.byUser.size;
+      if (sandbox.fallback && sandbox.fallback.until > now) fallback += 1;
+    }
+    return { open, fallback };
+  }
+
+  /** Opens the default user's channel ahead of the first command. */
+  warm(containerId: string): void {
+    void this.#channelOrFallback(containerId, this.options.defaultUser).catch(() => undefined);
+  }
+
+  async exec(containerId: string, request: ExecRequest): Promise<ExecResult> {
+    const sandbox = this.#sandbox(containerId);
+    const start = this.#startDir(sandbox, request.cwd);
+    const channel = await this.#channelOrFallback(containerId, request.user);
+    const result = channel
+      ? await channel.exec(request, start, backstopSeconds(request.timeoutSeconds))
+      : await this.options.logged('exec', containerId, () =>
+          execOnce(this.docker, containerId, request, start),
+        );
+    // A command that left no record (it failed to start, or replaced its shell) moves nothing.
+    if (result.cwd) sandbox.cwd = result.cwd;
+    return { ...result, cwd: sandbox.cwd ?? FIRST_CWD };
+  }
+
+  async startProcess(containerId: string, start: ProcessStart): Promise<ProcessInfo> {
+    const sandbox = this.#sandbox(containerId);
+    const channel = await this.#requiredChannel(containerId, start.user);
+    const process = await channel.startProcess(start, this.#startDir(sandbox, start.cwd), {
+      segmentBytes: Math.ceil(this.options.processOutputBytes / SEGMENTS_KEPT),
+      keep: SEGMENTS_KEPT,
+    });
+    sandbox.processUsers.set(start.processId, start.user);
+    return withoutSettled(process);
+  }
+
+  async listProcesses(containerId: string): Promise<ProcessInfo[]> {
+    const channel = await this.#listingChannel(containerId);
+    const processes = await channel.listProcesses();
+    const sandbox = this.#sandbox(containerId);
+    for (const process of processes) sandbox.processUsers.set(process.processId, process.user);
+    return processes
+      .sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime())
+      .map(withoutSettled);
+  }
+
+  async getProcess(containerId: string, processId: string): Promise<ProcessInfo | null> {
+    const process = await (await this.#listingChannel(containerId)).getProcess(processId);
+    return process && withoutSettled(process);
+  }
+
+  async readProcessOutput(
+    containerId: string,
+    processId: string,
+    request: OutputRequest,
+  ): Promise<ProcessOutput | null> {
+    const channel = await this.#ownerChannel(containerId, processId);
+    if (!channel) return null;
+    const deadline = Date.now() + request.waitMs;
+    for (;;) {
+      const read = await channel.readOutput(
+        processId,
+        { stdout: request.stdoutOffset, stderr: request.stderrOffset },
+        request.maxBytes,
+      );
+      if (!read) return null;
+      const running = read.process.status === 'running';
+      const stdout = decodeChunk(read.stdout, running);
+      const stderr = decodeChunk(read.stderr, running);
+      const fresh = stdout.offset > request.stdoutOffset || stderr.offset > request.stderrOffset;
+      if (fresh || stdout.text || stderr.text || !running || Date.now() >= deadline) {
+        return {
+          stdout: stdout.text,
+          stderr: stderr.text,
+          stdoutOffset: stdout.offset,
+          stderrOffset: stderr.offset,
+          status: read.process.status,
+          exitCode: read.process.exitCode,
+        };
+      }
+      await delay(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  async writeProcessStdin(
+    containerId: string,
+    processId: string,
+    data: string,
+    eof: boolean,
+  ): Promise<ProcessInfo | null> {
+    const channel = await this.#ownerChannel(containerId, processId);
+    if (!channel) return null;
+    const outcome = await channel.writeStdin(processId, Buffer.from(data), eof);
+    if (outcome === 'missing') return null;
+    if (outcome === 'ended') throw new ConflictError(`Process ${processId} has ended`);
+    if (outcome === 'closed') throw new ConflictError(`Process ${processId}'s stdin is closed`);
+    if (outcome === 'full') {
+      throw new ConflictError(`Process ${processId} is not reading its stdin (it is full)`);
+    }
+    return withoutSettled(outcome);
+  }
+
+  async killProcess(
+    containerId: string,
+    processId: string,
+    signal: ProcessSignal,
+  ): Promise<ProcessInfo | null> {
+    const channel = await this.#ownerChannel(containerId, processId);
+    if (!channel) return null;
+    let process = await channel.terminate(processId, signal);
+    const deadline = Date.now() + KILL_SETTLE_MS;
+    while (process && !(process.settled && process.status !== 'running')) {
+      if (Date.now() >= deadline) break;
+      await delay(POLL_MS);
+      process = await channel.getProcess(processId);
+    }
+    return process && withoutSettled(process);
+  }
+
+  /** Closes the sandbox's channels: its container is stopping. */
+  discard(containerId: string): void {
+    const sandbox = this.#sandboxes.get(containerId);
+    this.#sandboxes.delete(containerId);
+    for (const channel of sandbox?.byUser.values() ?? []) {
+      void channel.then((open) => open.close()).catch(() => undefined);
+    }
+  }
+
+  close(): void {
+    for (const containerId of [...this.#sandboxes.keys()]) this.discard(containerId);
+  }
+
+  #sandbox(containerId: string): SandboxChannels {
+    let sandbox = this.#sandboxes.get(containerId);
+    if (!sandbox) {
+      sandbox = {
+        byUser: new Map(),
+        cwd: undefined,
+        prepared: undefined,
+        fallback: undefined,
+        warned: false,
+        processUsers: new Map(),
+      };
+      this.#sandboxes.set(containerId, sandbox);
+    }
+    return sandbox;
+  }
+
+  #startDir(sandbox: SandboxChannels, cwd: string | undefined): StartDir {
+    return cwd === undefined
+      ? { cwd: sandbox.cwd ?? FIRST_CWD, implicit: true }
+      : { cwd, implicit: false };
+  }
+
+  /** The user's channel, or undefined when the sandbox's commands take the plain exec. */
+  async #channelOrFallback(containerId: string, user: string): Promise<Channel | undefined> {
+    const sandbox = this.#sandbox(containerId);
+    if (sandbox.fallback && sandbox.fallback.until > Date.now()) return undefined;
+    try {
+      return await this.#channel(containerId, user);
+    } catch (error) {
+      if (!(error instanceof ChannelEndedError)) throw error;
+      sandbox.fallback = { reason: error.message, until: Date.now() + RETRY_CHANNEL_MS };
+      if (!sandbox.warned) {
+        sandbox.warned = true;
+        this.options.logger.warn('command channel unavailable: commands take a plain engine exec', {
+          container_id: containerId,
+          user,
+          reason: error.message,
+        });
+      }
+      return undefined;
+    }
+  }
+
+  async #requiredChannel(containerId: string, user: string): Promise<Channel> {
+    const channel = await this.#channelOrFallback(containerId, user);
+    if (channel) return channel;
+    const reason = this.#sandbox(containerId).fallback?.reason ?? 'unknown';
+    throw new UnavailableError(
+      DOCKER,
+      `Background processes need the sandbox's command channel, which could not start: ${reason}`,
+    );
+  }
+
+  /** Any open channel of the sandbox reads its processes' state; the default user's otherwise. */
+  async #listingChannel(containerId: string): Promise<Channel> {
+    const sandbox = this.#sandbox(containerId);
+    const open = sandbox.byUser.get(this.options.defaultUser) ?? [...sandbox.byUser.values()][0];
+    return open ?? this.#requiredChannel(containerId, this.options.defaultUser);
+  }
+
+  /** A process's output and stdin are its user's alone: its user's channel reads them. */
+  async #ownerChannel(containerId: string, processId: string): Promise<Channel | null> {
+    const sandbox = this.#sandbox(containerId);
+    let user = sandbox.processUsers.get(processId);
+    if (user === undefined) {
+      user = (await (await this.#listingChannel(containerId)).getProcess(processId))?.user;
+      if (user === undefined) return null;
+      sandbox.processUsers.set(processId, user);
+    }
+    return this.#requiredChannel(containerId, user);
+  }
+
+  #channel(containerId: string, user: string): Promise<Channel> {
+    const sandbox = this.#sandbox(containerId);
+    let channel = sandbox.byUser.get(user);
+    if (!channel) {
+      const opening = this.#open(containerId, user, sandbox);
+      sandbox.byUser.set(user, opening);
+      const forget = () => {
+        if (sandbox.byUser.get(user) === opening) sandbox.byUser.delete(user);
+      };
+      opening.then(
+        (open) =>
+          open.ended.then((reason) => {
+            forget();
+            this.options.logger.debug('command channel ended', {
+              container_id: containerId,
+              user,
+              reason,
+            });
+          }),
+        forget,
+      );
+      channel = opening;
+    }
+    return channel;
+  }
+
+  async #open(containerId: string, user: string, sandbox: SandboxChannels): Promise<Channel> {
+    sandbox.prepared ??= this.#prepare(containerId).catch((error: unknown) => {
+      sandbox.prepared = undefined;
+      throw error;
+    });
+    await sandbox.prepared;
+    const { channel, storedCwd } = await this.options.logged('open_channel', containerId, () =>
+      Channel.open(this.docker, containerId, user, CHANNEL_SCRIPT),
+    );
+    sandbox.cwd ??= storedCwd || undefined;
+    sandbox.fallback = undefined;
+    return channel;
+  }
+
+  /** /run/matrx and its two shared folders, sticky like /tmp, made as root by the engine. */
+  async #prepare(containerId: string): Promise<void> {
+    const pack = tar.pack();
+    const folder = (name: string, mode: number) =>
+      pack.entry({ name, type: 'directory', mode, uid: 0, gid: 0 });
+    folder('run/', 0o755);
+    folder('run/matrx/', 0o755);
+    folder('run/matrx/u/', 0o1777);
+    folder('run/matrx/p/', 0o1777);
+    pack.finalize();
+    await this.options.logged('put_archive', containerId, async () => {
+      try {
+        const response = await this.docker
+          .getContainer(containerId)
+          .putArchive(Readable.from(pack), { path: '/' });
+        (response as unknown as Readable).resume?.();
+      } catch (error) {
+        const status = dockerStatus(error);
+        // The engine answered, and refused (a read-only file system...): no channel here.
+        if (status !== undefined && status !== 404 && status !== 409) {
+          throw new ChannelEndedError(`/run/matrx could not be made (engine status ${status})`);
+        }
+        throw toServiceError(error, `prepare /run/matrx in ${containerId}`);
+      }
+    });
+  }
+}
+
+function withoutSettled({ settled: _settled, ...process }: ChannelProcess): ProcessInfo {
+  return process;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,225 @@
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { DockerRuntime } from '../../lib/adapters/docker/dockerRuntime.js';
+import { SANDBOX_ID_LABEL, USER_ID_LABEL } from '../../lib/domain/sandbox.js';
+import { createLogger } from '../../lib/logger.js';
+import type { ExecRequest } from '../../lib/ports.js';
+import { testUser } from '../support/api.js';
+import { docker } from '../support/docker.js';
+import { until } from '../support/until.js';
+
+/**
+ * The Docker adapter on its own, against the real engine: a command run through the sandbox's
+ * channel must be indistinguishable from one run in an engine exec of its own.
+ */
+const runtime = new DockerRuntime(docker, createLogger('ERROR', 'json'), {
+  slowCallMs: 10_000,
+  firstCommandUser: 'agent',
+  processOutputBytes: 1024 * 1024,
+});
+const name = `${testUser('channel')}-${process.pid}`;
+let containerId = '';
+
+const request = (command: string, extra: Partial<ExecRequest> = {}): ExecRequest => ({
+  command,
+  user: 'agent',
+  timeoutSeconds: 30,
+  maxOutputBytes: 1024 * 1024,
+  ...extra,
+});
+
+/** Runs a command in an engine exec of its own, as root: what the tests look with. */
+async function inspect(command: string, user = 'root'): Promise<string> {
+  const exec = await docker.getContainer(containerId).exec({
+    Cmd: ['bash', '-c', command],
+    User: user,
+    AttachStdout: true,
+    AttachStderr: true,
+  });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const output = new PassThrough();
+  const chunks: Buffer[] = [];
+  output.on('data', (chunk: Buffer) => chunks.push(chunk));
+  docker.modem.demuxStream(stream, output, output);
+  await new Promise((resolve) => stream.once('end', resolve));
+  return Buffer.concat(chunks).toString();
+}
+
+/** The channels running in the sandbox, as `user pid`. */
+async function channels(): Promise<string[]> {
+  const listed = await inspect("ps -eo user=,pid=,args= | grep '[m]atrx-channel' || true");
+  return listed
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.trim().split(/\s+/).slice(0, 2).join(' '));
+}
+
+beforeAll(async () => {
+  containerId = await runtime.create({
+    name,
+    image: process.env.MATRX_SANDBOX_IMAGE ?? 'matrx-sandbox:latest',
+    labels: { [SANDBOX_ID_LABEL]: name, [USER_ID_LABEL]: testUser('channel') },
+    env: { FROM_CONFIG: 'config value' },
+    cpuLimit: 1,
+    memoryLimitBytes: 512 * 1024 ** 2,
+    network: 'none',
+  });
+  const outcome = await runtime.startAndWaitReady(containerId, 60_000, () => undefined);
+  expect(outcome).toEqual({ ready: true });
+});
+
+afterAll(async () => {
+  runtime.close();
+  await runtime.remove(containerId);
+});
+
+describe('the command channel', () => {
+  const environment =
+    'id; pwd; echo "$HOME"; env | grep -v -e ^MATRX_EXEC_ID= -e ^_= | sort; readlink /proc/self/fd/0; ulimit -a; echo "$0 $SHLVL"';
+
+  it('opens as soon as the sandbox is ready, as the default user', async () => {
+    await until('the agent channel runs', async () => (await channels()).length === 1, {
+      timeoutMs: 10_000,
+    });
+    expect((await channels())[0]).toMatch(/^agent \d+$/);
+    expect(runtime.channelStats()).toEqual({ open: 1, fallback: 0 });
+  });
+
+  it('runs a command as an engine exec of its own would: user, groups, home, environment, stdin, limits', async () => {
+    for (const user of ['agent', 'root']) {
+      const own = await inspect(environment, user);
+      const ran = await runtime.exec(
+        containerId,
+        request(environment, { user, cwd: '/home/agent' }),
+      );
+      expect(ran).toMatchObject({ exitCode: 0, stderr: '', cwd: '/home/agent' });
+      expect(ran.stdout).toBe(own);
+    }
+    expect(await channels()).toHaveLength(2);
+  });
+
+  it('keeps the cwd between commands, reports it, and takes cwd, env and stdin', async () => {
+    await runtime.exec(containerId, request('cd /tmp'));
+    const pwd = await runtime.exec(containerId, request('pwd'));
+    expect(pwd).toMatchObject({ stdout: '/tmp\n', cwd: '/tmp' });
+    const moved = await runtime.exec(containerId, request('cd /etc; echo moved', { cwd: '/usr' }));
+    expect(moved).toMatchObject({ stdout: 'moved\n', cwd: '/etc' });
+    const env = await runtime.exec(
+      containerId,
+      request('echo "$GREETING|$FROM_CONFIG"; cat', {
+        env: { GREETING: 'it\'s a "test"\nline', FROM_CONFIG: 'overridden' },
+        stdin: 'from stdin\n',
+      }),
+    );
+    expect(env).toMatchObject({
+      stdout: 'it\'s a "test"\nline|overridden\nfrom stdin\n',
+      cwd: '/etc',
+    });
+    const missing = await runtime.exec(containerId, request('echo never', { cwd: '/nowhere' }));
+    expect(missing).toMatchObject({ exitCode: 1, stdout: '', cwd: '/etc' });
+    expect(missing.stderr).toContain('/nowhere: No such file or directory');
+    // An implicit cwd that has gone: the next command starts at home.
+    await runtime.exec(containerId, request('mkdir -p /tmp/gone && cd /tmp/gone'));
+    await runtime.exec(containerId, request('rmdir /tmp/gone', { cwd: '/tmp' }));
+    await runtime.exec(containerId, request('cd /tmp/gone 2>/dev/null || cd /tmp/gone-not'));
+    const after = await runtime.exec(containerId, request('rmdir /tmp/gone 2>/dev/null; pwd'));
+    expect(after.exitCode).toBe(0);
+  });
+
+  it('passes stdout, stderr, exit codes, binary bytes and caps through unchanged', async () => {
+    const ran = await runtime.exec(
+      containerId,
+      request("printf '+x'; printf 'héllo' >&2; head -c 5000 /dev/zero | tr '\\0' a; exit 7", {
+        maxOutputBytes: 4096,
+      }),
+    );
+    expect(ran).toMatchObject({
+      exitCode: 7,
+      stderr: 'héllo',
+      stdoutTruncated: true,
+      stderrTruncated: false,
+      timedOut: false,
+    });
+    expect(ran.stdout.startsWith('+xaaa')).toBe(true);
+    expect(ran.stdout).toHaveLength(4096);
+    const nul = await runtime.exec(containerId, request("printf 'a\\0b'"));
+    expect(nul.stdout).toBe('a\0b');
+  });
+
+  it('runs 20 commands at once, each with its own output', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, index) =>
+        runtime.exec(
+          containerId,
+          request(
+            `sleep 0.$((RANDOM % 5)); echo out-${index}; echo err-${index} >&2; exit ${index}`,
+          ),
+        ),
+      ),
+    );
+    results.forEach((result, index) => {
+      expect(result).toMatchObject({
+        exitCode: index,
+        stdout: `out-${index}\n`,
+        stderr: `err-${index}\n`,
+      });
+    });
+  });
+
+  it('times out like any command: the whole tree is gone and the answer is 124', async () => {
+    const started = Date.now();
+    const ran = await runtime.exec(
+      containerId,
+      request(
+        'sleep 611 & setsid sleep 612 & nohup sleep 613 >/dev/null 2>&1 & echo started; wait',
+        {
+          timeoutSeconds: 1,
+        },
+      ),
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(ran).toMatchObject({ exitCode: 124, timedOut: true, stdout: 'started\n' });
+    const left = await inspect("pgrep -c -f '^sleep 61[123]' || true");
+    expect(left.trim()).toBe('0');
+  });
+
+  it('opens again when its process is killed from inside the sandbox', async () => {
+    await runtime.exec(containerId, request('true'));
+    await inspect('pkill -9 -f matrx-channel');
+    await until('the channels are gone', async () => (await channels()).length === 0, {
+      timeoutMs: 10_000,
+    });
+    const ran = await runtime.exec(containerId, request('echo back; pwd'));
+    expect(ran).toMatchObject({ exitCode: 0, stdout: expect.stringMatching(/^back\n/) });
+    expect(await channels()).toHaveLength(1);
+  });
+
+  it('falls back to a plain engine exec when the channel cannot start, and counts it', async () => {
+    await inspect('chmod 0 /run/matrx/u; pkill -9 -f matrx-channel; rm -rf /run/matrx/u/1000');
+    await until('the channels are gone', async () => (await channels()).length === 0, {
+      timeoutMs: 10_000,
+    });
+    const ran = await runtime.exec(
+      containerId,
+      request('cd /var; echo "$GREETING"; cat', { env: { GREETING: 'hi' }, stdin: 'in' }),
+    );
+    expect(ran).toMatchObject({ exitCode: 0, stdout: 'hi\nin', stderr: '', cwd: '/var' });
+    expect(runtime.channelStats().fallback).toBe(1);
+    const pwd = await runtime.exec(containerId, request('pwd'));
+    expect(pwd).toMatchObject({ stdout: '/var\n', cwd: '/var' });
+    const timedOut = await runtime.exec(
+      containerId,
+      request('setsid sleep 614 & echo started; wait', { timeoutSeconds: 1 }),
+    );
+    expect(timedOut).toMatchObject({ exitCode: 124, timedOut: true, stdout: 'started\n' });
+    expect((await inspect("pgrep -c -f '^sleep 614' || true")).trim()).toBe('0');
+    await inspect('chmod 1777 /run/matrx/u');
+  });
+
+  it('ends with the runtime: closing it leaves no channel in the sandbox', async () => {
+    runtime.close();
+    await until('no channel is left', async () => (await channels()).length === 0, {
+      timeoutMs: 10_000,
+    });
+  });
+});
