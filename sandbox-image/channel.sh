@@ -111,7 +111,7 @@ fail() {
   exit 3
 }
 
-for tool in timeout head stat cat dd mkdir mkfifo rm; do
+for tool in timeout head stat cat dd mkdir mkfifo rm stdbuf; do
   type -P "$tool" >/dev/null || fail "$tool is missing (coreutils)"
 done
 ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4))) ||
@@ -374,34 +374,38 @@ on_process_start() {
 }
 
 # Writes a stream into FILE.0, FILE.1... of SEGMENT bytes each, and keeps the last KEEP of them.
+# Unbuffered: head would keep what it writes to a file until its buffer fills, and output must
+# show as soon as it comes.
 segments() {
   local file=$1 segment=$2 keep=$3 n=0 size
   while :; do
-    head -c "$segment" >"$file.$n"
+    stdbuf -o0 head -c "$segment" >"$file.$n"
     size=$(stat -c %s -- "$file.$n")
+    ((size < segment)) && return
     # The next segment counts too: never more than KEEP of them, the one being written included.
     ((n + 1 >= keep)) && rm -f -- "$file.$((n + 1 - keep))"
-    ((size < segment)) && return
     n=$((n + 1))
   done
 }
 
 run_process() {
   local hold out err watchdog='' child rc status=exited
-  exec {hold}<>"$dir/stdin"
-  # A USR1 from the `I` request closes the process's stdin: the last writer is gone.
-  trap 'exec {hold}>&-; : >"$dir/eof"' USR1
   printf '%s' "$BASHPID" >"$dir/pid"
   exec {out}> >(segments "$dir/out" "$segment" "$keep")
   exec {err}> >(segments "$dir/err" "$segment" "$keep")
   if [[ -n $timeout ]]; then
     (
+      exec {out}>&- {err}>&-
       read -r -t "$timeout" -u "$tick"
       : >"$dir/timedout"
       sweep "$id" KILL
     ) &
     watchdog=$!
   fi
+  # Opened last, so that this shell holds the FIFO's only writer besides the `I` requests: when
+  # it lets go (a USR1 from an `I` request with eof), the process reads the end of its input.
+  exec {hold}<>"$dir/stdin"
+  trap 'exec {hold}>&-; : >"$dir/eof"' USR1
   if enter "$cwd" 0 2>&$err; then
     command_environment "$id" "${env[@]}"
     bash -c "$command" <"$dir/stdin" >&$out 2>&$err {out}>&- {err}>&- {hold}>&- {tick}>&- &
@@ -563,8 +567,8 @@ on_terminate() {
     (
       sweep "$id" "$signal"
       if [[ $signal != KILL ]]; then
-        for ((round = 0; round < 100; round++)); do
-          signal_tagged "$id" 0 || break
+        local deadline=$((${EPOCHREALTIME/[.,]/} + 5000000))
+        while signal_tagged "$id" 0 && ((${EPOCHREALTIME/[.,]/} < deadline)); do
           read -r -t 0.05 -u "$tick"
         done
         sweep "$id" KILL

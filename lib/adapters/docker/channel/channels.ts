@@ -15,7 +15,13 @@ import type {
 } from '../../../ports.js';
 import { dockerStatus, toServiceError } from '../dockerErrors.js';
 import { backstopSeconds, execOnce } from '../execInContainer.js';
-import { Channel, ChannelEndedError, type ChannelProcess, type StartDir } from './channel.js';
+import {
+  Channel,
+  ChannelEndedError,
+  type ChannelProcess,
+  type ProcessSegments,
+  type StartDir,
+} from './channel.js';
 import { CHANNEL_SCRIPT } from './script.js';
 import { decodeChunk } from './utf8.js';
 
@@ -26,8 +32,9 @@ const RETRY_CHANNEL_MS = 60_000;
 const POLL_MS = 50;
 /** TERM, up to 5 s for the tree to go, then KILL: the channel answers well within this. */
 const KILL_SETTLE_MS = 15_000;
-/** Output segments per stream: the oldest goes when the next would pass the bound. */
+/** Output is kept in segments, the oldest removed when the next would pass the bound. */
 const SEGMENTS_KEPT = 16;
+const MIN_SEGMENT_BYTES = 64 * 1024;
 
 export interface ChannelsOptions {
   /** Whose channel a sandbox gets when it is ready, and lists its processes. */
@@ -96,10 +103,11 @@ export class Channels {
   async startProcess(containerId: string, start: ProcessStart): Promise<ProcessInfo> {
     const sandbox = this.#sandbox(containerId);
     const channel = await this.#requiredChannel(containerId, start.user);
-    const process = await channel.startProcess(start, this.#startDir(sandbox, start.cwd), {
-      segmentBytes: Math.ceil(this.options.processOutputBytes / SEGMENTS_KEPT),
-      keep: SEGMENTS_KEPT,
-    });
+    const process = await channel.startProcess(
+      start,
+      this.#startDir(sandbox, start.cwd),
+      outputSegments(this.options.processOutputBytes),
+    );
     sandbox.processUsers.set(start.processId, start.user);
     return withoutSettled(process);
   }
@@ -338,6 +346,12 @@ export class Channels {
       }
     });
   }
+}
+
+/** 2 to 16 segments, none under 64 KiB unless the bound is: each one costs the sandbox a process. */
+export function outputSegments(boundBytes: number): ProcessSegments {
+  const keep = Math.min(SEGMENTS_KEPT, Math.max(2, Math.floor(boundBytes / MIN_SEGMENT_BYTES)));
+  return { segmentBytes: Math.ceil(boundBytes / keep), keep };
 }
 
 function withoutSettled({ settled: _settled, ...process }: ChannelProcess): ProcessInfo {
