@@ -183,15 +183,29 @@ describe('the command channel', () => {
     expect(left.trim()).toBe('0');
   });
 
-  it('opens again when its process is killed from inside the sandbox', async () => {
+  it('opens again when its process is killed from inside the sandbox, and ends what it ran', async () => {
     await runtime.exec(containerId, request('true'));
+    const orphan = runtime.exec(containerId, request('sleep 615', { timeoutSeconds: 60 }));
+    await until(
+      'the command runs',
+      async () => (await inspect('pgrep -c -x sleep || true')).trim() !== '0',
+      {
+        timeoutMs: 10_000,
+      },
+    );
     await inspect('pkill -9 -f matrx-channel');
-    await until('the channels are gone', async () => (await channels()).length === 0, {
-      timeoutMs: 10_000,
-    });
+    const before = await channels();
+    await expect(orphan).rejects.toThrow(/command channel ended while the command ran/);
     const ran = await runtime.exec(containerId, request('echo back; pwd'));
     expect(ran).toMatchObject({ exitCode: 0, stdout: expect.stringMatching(/^back\n/) });
     expect(await channels()).toHaveLength(1);
+    await until(
+      'the orphan is gone',
+      async () => (await inspect("pgrep -c -f '^sleep 615' || true")).trim() === '0',
+      {
+        timeoutMs: 10_000,
+      },
+    );
   });
 
   it('falls back to a plain engine exec when the channel cannot start, and counts it', async () => {

@@ -58,7 +58,8 @@ export class Channel {
   readonly #events = new ByteReader();
   #answers: Promise<unknown> = Promise.resolve();
   readonly #finished = new Map<number, (result: ExecResult | undefined) => void>();
-  readonly #busySlots = new Set<number>();
+  /** The tag of the command in each busy slot. */
+  readonly #busySlots = new Map<number, string>();
   #endReason: string | undefined;
   #lastComplaint = '';
   readonly ended: Promise<string>;
@@ -142,9 +143,14 @@ export class Channel {
     return this.#endReason === undefined;
   }
 
-  /** Commands running now, for the stats. */
-  get running(): number {
-    return this.#busySlots.size;
+  /** The tags of the commands running now (what a sweep finds them by). */
+  get runningTags(): string[] {
+    return [...this.#busySlots.values()];
+  }
+
+  /** Kills the whole tree of a command, wherever it was started from. */
+  kill(tag: string): void {
+    this.#send(['K', tag, 'KILL']);
   }
 
   close(): void {
@@ -152,8 +158,8 @@ export class Channel {
   }
 
   async exec(request: ExecRequest, start: StartDir, backstopSeconds: number): Promise<ExecResult> {
-    const slot = this.#takeSlot();
     const tag = randomBytes(8).toString('hex');
+    const slot = this.#takeSlot(tag);
     let finish: (result: ExecResult | undefined) => void = () => undefined;
     const finished = new Promise<ExecResult | undefined>((resolve) => (finish = resolve));
     this.#finished.set(slot, finish);
@@ -177,7 +183,7 @@ export class Channel {
     }
     let result = await within(finished, request.timeoutSeconds * 1000);
     if (result === 'late') {
-      this.#send(['K', tag, 'KILL']);
+      this.kill(tag);
       result = await within(finished, DRAIN_AFTER_KILL_MS);
       // Still running: its slot stays taken until it ends, its output unread.
       if (result === 'late')
@@ -260,10 +266,10 @@ export class Channel {
     );
   }
 
-  #takeSlot(): number {
+  #takeSlot(tag: string): number {
     let slot = 0;
     while (this.#busySlots.has(slot)) slot += 1;
-    this.#busySlots.add(slot);
+    this.#busySlots.set(slot, tag);
     return slot;
   }
 

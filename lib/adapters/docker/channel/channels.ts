@@ -298,6 +298,7 @@ export class Channels {
               user,
               reason,
             });
+            this.#killOrphans(containerId, user, open.runningTags);
           }),
         forget,
       );
@@ -318,6 +319,17 @@ export class Channels {
     sandbox.cwd ??= storedCwd || undefined;
     sandbox.fallback = undefined;
     return channel;
+  }
+
+  /**
+   * A channel that ended (killed from inside the sandbox) took its loop, which would have ended its
+   * commands at their deadline, with it: a new channel ends them now, as their callers were told.
+   */
+  #killOrphans(containerId: string, user: string, tags: string[]): void {
+    if (tags.length === 0 || !this.#sandboxes.has(containerId)) return;
+    void this.#channel(containerId, user)
+      .then((channel) => tags.forEach((tag) => channel.kill(tag)))
+      .catch(() => undefined);
   }
 
   /** /run/matrx and its two shared folders, sticky like /tmp, made as root by the engine. */
