@@ -16,6 +16,7 @@ import {
   type Call,
 } from './benchClient.js';
 import { benchHomes, type HomeTimings } from './benchHome.js';
+import { benchLoad, type LoadSide, type LoadTimings } from './benchLoad.js';
 import { rawCreateReady, rawExec } from './benchRaw.js';
 import { benchRegistry, type RegistryTimings } from './benchRegistry.js';
 import { freePort, startServer } from './serverProcess.js';
@@ -34,6 +35,9 @@ const HOME_ROUNDS = knob('BENCH_HOME_ROUNDS', 3);
  * pause lets what one operation left running in the background settle before the next is timed.
  */
 const PAUSE_MS = knob('BENCH_PAUSE_MS', 100);
+const LOAD_SECONDS = knob('BENCH_LOAD_SECONDS', 60);
+const LOAD_CLIENTS = knob('BENCH_LOAD_CLIENTS', 50);
+const LOAD_SANDBOXES = 8;
 const IMAGE = loadConfig().SANDBOX_IMAGE;
 const USER = `bench-${process.pid}`;
 
@@ -47,6 +51,16 @@ function row(name: string, api: number[], raw: number[]) {
   const fmt = (ms: number) => ms.toFixed(1).padStart(8);
   console.log(
     `${name.padEnd(24)} api median ${fmt(a.median)} ms p95 ${fmt(a.p95)} ms | raw median ${fmt(r.median)} ms p95 ${fmt(r.p95)} ms | ratio ${(a.median / r.median).toFixed(2)}x, diff ${(a.median - r.median).toFixed(1)} ms`,
+  );
+}
+
+const rate = (side: LoadSide) => side.samples.length / (side.elapsedMs / 1000);
+
+function loadRow(name: string, side: LoadSide) {
+  const { median, p95 } = stats(side.samples);
+  const error = side.firstError ? ` (first: ${side.firstError.slice(0, 200)})` : '';
+  console.log(
+    `${name.padEnd(24)} ${side.samples.length} execs in ${(side.elapsedMs / 1000).toFixed(1)} s: ${rate(side).toFixed(1)} exec/s, median ${median.toFixed(1)} ms p95 ${p95.toFixed(1)} ms, ${side.errors} errors${error}`,
   );
 }
 
@@ -78,7 +92,8 @@ async function main(): Promise<void> {
     logFile: join(dir, 'server.log'),
     env: { ...s3.env, MATRX_DOCKER_NETWORK: 'none', MATRX_LOG_LEVEL: 'WARNING' },
   });
-  const agent = new Agent({ keepAlive: true });
+  // Enough sockets that no load client waits for one.
+  const agent = new Agent({ keepAlive: true, maxSockets: LOAD_CLIENTS + 16 });
   const call = apiCall(server.baseUrl, agent);
   const apiCreate: number[] = [];
   const rawCreate: number[] = [];
@@ -86,6 +101,7 @@ async function main(): Promise<void> {
   const rawExecs: number[] = [];
   const apiBackToBack: number[] = [];
   const rawBackToBack: number[] = [];
+  let load: LoadTimings | undefined;
   let homes: HomeTimings | undefined;
   let registry: RegistryTimings | undefined;
   const defaultMemory = loadConfig().CONTAINER_MEMORY_LIMIT;
@@ -161,6 +177,16 @@ async function main(): Promise<void> {
     progress('exec', `${BACK_TO_BACK} back-to-back on each side`);
     await call('DELETE', `/sandboxes/${sandbox.sandboxId}?graceful=false`);
 
+    if (LOAD_SECONDS > 0) {
+      progress('load', `creating ${LOAD_SANDBOXES} sandboxes`);
+      const loaded = await createSandboxes(call, LOAD_SANDBOXES, 4);
+      load = await benchLoad(call, docker, loaded, LOAD_CLIENTS, LOAD_SECONDS);
+      progress('load', `ending the ${LOAD_SANDBOXES} sandboxes`);
+      await inParallel(loaded.length, async (i) => {
+        await call('DELETE', `/sandboxes/${loaded[i]?.sandboxId}?graceful=false`);
+      });
+    }
+
     if (HOME_ROUNDS > 0) {
       progress('homes', `${HOME_ROUNDS} rounds of save and restore`);
       homes = await benchHomes(call, s3, USER, HOME_ROUNDS);
@@ -181,7 +207,7 @@ async function main(): Promise<void> {
   }
 
   console.log(
-    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${HOME_ROUNDS} home rounds, image ${IMAGE}, network none`,
+    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${LOAD_CLIENTS} clients for ${LOAD_SECONDS} s on ${LOAD_SANDBOXES} sandboxes, ${HOME_ROUNDS} home rounds, image ${IMAGE}, network none`,
   );
   row('create-to-ready', apiCreate, rawCreate);
   row('exec echo hi', apiExec, rawExecs);
@@ -194,6 +220,15 @@ async function main(): Promise<void> {
       `back-to-back <= 0.1x raw: ${met(ratio(apiBackToBack, rawBackToBack) <= 0.1)}`,
   ].filter(Boolean);
   if (targets.length > 0) console.log(`targets: ${targets.join('; ')}`);
+  if (load) {
+    loadRow('load api', load.api);
+    loadRow('load raw', load.raw);
+    const throughput = rate(load.api) / rate(load.raw);
+    const p95 = stats(load.api.samples).p95;
+    console.log(
+      `targets: load throughput >= 10x raw: ${met(throughput >= 10)} (${throughput.toFixed(1)}x); api p95 <= 100 ms: ${met(p95 <= 100)}`,
+    );
+  }
   if (homes) {
     row('home save 50 MB', homes.save, homes.rawUpload);
     row('home restore 50 MB', homes.restore, homes.rawDownload);
