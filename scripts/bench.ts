@@ -17,6 +17,7 @@ import {
 } from './benchClient.js';
 import { benchHomes, type HomeTimings } from './benchHome.js';
 import { benchLoad, type LoadSide, type LoadTimings } from './benchLoad.js';
+import { benchLongPoll, type LongPollTimings } from './benchProcesses.js';
 import { rawCreateReady, rawExec } from './benchRaw.js';
 import { benchRegistry, type RegistryTimings } from './benchRegistry.js';
 import { freePort, startServer } from './serverProcess.js';
@@ -38,6 +39,7 @@ const PAUSE_MS = knob('BENCH_PAUSE_MS', 100);
 const LOAD_SECONDS = knob('BENCH_LOAD_SECONDS', 60);
 const LOAD_CLIENTS = knob('BENCH_LOAD_CLIENTS', 50);
 const LOAD_SANDBOXES = 8;
+const LONG_POLL_ROUNDS = knob('BENCH_LONG_POLL_ROUNDS', 50);
 const IMAGE = loadConfig().SANDBOX_IMAGE;
 const USER = `bench-${process.pid}`;
 
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
   const rawExecs: number[] = [];
   const apiBackToBack: number[] = [];
   const rawBackToBack: number[] = [];
+  let longPoll: LongPollTimings | undefined;
   let load: LoadTimings | undefined;
   let homes: HomeTimings | undefined;
   let registry: RegistryTimings | undefined;
@@ -177,10 +180,21 @@ async function main(): Promise<void> {
     progress('exec', `${BACK_TO_BACK} back-to-back on each side`);
     await call('DELETE', `/sandboxes/${sandbox.sandboxId}?graceful=false`);
 
-    if (LOAD_SECONDS > 0) {
+    if (LONG_POLL_ROUNDS > 0 || LOAD_SECONDS > 0) {
       progress('load', `creating ${LOAD_SANDBOXES} sandboxes`);
       const loaded = await createSandboxes(call, LOAD_SANDBOXES, 4);
-      load = await benchLoad(call, docker, loaded, LOAD_CLIENTS, LOAD_SECONDS);
+      if (LONG_POLL_ROUNDS > 0) {
+        progress('long-poll', `${LONG_POLL_ROUNDS} rounds`);
+        longPoll = await benchLongPoll(
+          call,
+          loaded[0]?.sandboxId ?? '',
+          LONG_POLL_ROUNDS,
+          PAUSE_MS,
+        );
+      }
+      if (LOAD_SECONDS > 0) {
+        load = await benchLoad(call, docker, loaded, LOAD_CLIENTS, LOAD_SECONDS);
+      }
       progress('load', `ending the ${LOAD_SANDBOXES} sandboxes`);
       await inParallel(loaded.length, async (i) => {
         await call('DELETE', `/sandboxes/${loaded[i]?.sandboxId}?graceful=false`);
@@ -207,7 +221,7 @@ async function main(): Promise<void> {
   }
 
   console.log(
-    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${LOAD_CLIENTS} clients for ${LOAD_SECONDS} s on ${LOAD_SANDBOXES} sandboxes, ${HOME_ROUNDS} home rounds, image ${IMAGE}, network none`,
+    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${LOAD_CLIENTS} clients for ${LOAD_SECONDS} s on ${LOAD_SANDBOXES} sandboxes, ${LONG_POLL_ROUNDS} long-poll rounds, ${HOME_ROUNDS} home rounds, image ${IMAGE}, network none`,
   );
   row('create-to-ready', apiCreate, rawCreate);
   row('exec echo hi', apiExec, rawExecs);
@@ -227,6 +241,21 @@ async function main(): Promise<void> {
     const p95 = stats(load.api.samples).p95;
     console.log(
       `targets: load throughput >= 10x raw: ${met(throughput >= 10)} (${throughput.toFixed(1)}x); api p95 <= 100 ms: ${met(p95 <= 100)}`,
+    );
+  }
+  if (longPoll) {
+    const fmt = (samples: number[]) => {
+      const { median, p95 } = stats(samples);
+      return `median ${median.toFixed(1)} ms p95 ${p95.toFixed(1)} ms`;
+    };
+    console.log(
+      `long-poll after stdin    answered ${fmt(longPoll.afterStdin)} after the stdin write answered`,
+    );
+    console.log(
+      `long-poll after send     answered ${fmt(longPoll.afterSent)} after the stdin write was sent`,
+    );
+    console.log(
+      `targets: long-poll answers within 100 ms of new output (p95 after the stdin write answered): ${met(stats(longPoll.afterStdin).p95 <= 100)}`,
     );
   }
   if (homes) {
