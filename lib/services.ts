@@ -8,6 +8,7 @@ import { HealthCheck } from './service/health.js';
 import { HomeSync } from './service/homeSync.js';
 import { InFlight } from './service/inFlight.js';
 import { Reconciler } from './service/reconciler.js';
+import { SandboxAccess } from './service/sandboxAccess.js';
 import { SandboxService } from './service/sandboxService.js';
 import { UserStorage } from './service/userStorage.js';
 
@@ -45,8 +46,10 @@ export function composeServices(
     },
     logger,
   );
+  const access = new SandboxAccess(store, settings.HOST_ID, logger);
   const sandboxes = new SandboxService(
     store,
+    access,
     runtime,
     ending,
     inFlight,
