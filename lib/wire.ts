@@ -1,9 +1,9 @@
 import type { Sandbox } from './domain/sandbox.js';
 import { maskedConfig } from './domain/sandboxConfig.js';
 import type { StorageUsage, Tier, TierUsage } from './domain/storage.js';
-import type { ExecResult } from './ports.js';
 import type { DependencyHealth, Health } from './service/health.js';
 import type { PassSummary } from './service/reconciler.js';
+import type { ExecOutcome } from './service/sandboxService.js';
 
 /**
  * The one place domain objects become the shapes the API sends (docs/API.md, snake_case) and the
@@ -51,7 +51,7 @@ export function heartbeatWire(sandbox: Sandbox) {
   return { acknowledged: true, sandbox_id: sandbox.sandboxId };
 }
 
-export function execWire(result: ExecResult) {
+export function execWire(result: ExecOutcome) {
   return {
     exit_code: result.exitCode,
     stdout: result.stdout,
@@ -59,6 +59,8 @@ export function execWire(result: ExecResult) {
     timed_out: result.timedOut,
     stdout_truncated: result.stdoutTruncated,
     stderr_truncated: result.stderrTruncated,
+    cwd: result.cwd,
+    duration_ms: result.durationMs,
   };
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_EXEC_USER, SANDBOX_STATUSES, USER_ID_PATTERN } from '../domain/sandbox.js';
-import { sandboxConfig, ttlSeconds, type ConfigCaps } from './configSchema.js';
+import { envVars, sandboxConfig, ttlSeconds, type ConfigCaps } from './configSchema.js';
 
 /** The request and response schemas: they validate requests and generate /openapi.json. */
 export const MAX_EXEC_TIMEOUT_SECONDS = 600;
@@ -26,13 +26,38 @@ export function extendBody(caps: ConfigCaps) {
   return z.object({ ttl_seconds: ttlSeconds(caps) });
 }
 
+export const MAX_PATH_LENGTH = 4096;
+
+export const absolutePath = z
+  .string()
+  .max(MAX_PATH_LENGTH)
+  .refine((path) => path.startsWith('/'), 'must be an absolute path, starting with /')
+  .refine((path) => !path.includes('\0'), 'must not contain NUL');
+
+function commandText(maxCommandLength: number) {
+  return z
+    .string()
+    .min(1)
+    .max(maxCommandLength)
+    .refine((command) => command.trim().length > 0, 'must not be blank');
+}
+
+const commandUser = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name')
+  .default(DEFAULT_EXEC_USER);
+
+const commandCwd = absolutePath
+  .optional()
+  .meta({ description: 'Absolute; by default where the last finished command ended' });
+
+const commandEnv = envVars
+  .optional()
+  .meta({ description: "Variables for this command, over the sandbox's own" });
+
 export function execBody(maxCommandLength: number) {
   return z.object({
-    command: z
-      .string()
-      .min(1)
-      .max(maxCommandLength)
-      .refine((command) => command.trim().length > 0, 'must not be blank'),
+    command: commandText(maxCommandLength),
     timeout: z
       .number()
       .int()
@@ -40,10 +65,14 @@ export function execBody(maxCommandLength: number) {
       .max(MAX_EXEC_TIMEOUT_SECONDS)
       .optional()
       .meta({ description: 'Seconds; defaults to MATRX_COMMAND_TIMEOUT_SECONDS' }),
-    user: z
+    user: commandUser,
+    cwd: commandCwd,
+    env: commandEnv,
+    stdin: z
       .string()
-      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name')
-      .default(DEFAULT_EXEC_USER),
+      .max(maxCommandLength)
+      .optional()
+      .meta({ description: "The command's standard input; without it, empty" }),
   });
 }
 
@@ -103,6 +132,8 @@ export const execResponse = z.strictObject({
   timed_out: z.boolean(),
   stdout_truncated: z.boolean(),
   stderr_truncated: z.boolean(),
+  cwd: z.string().meta({ description: 'The working directory when the command ended' }),
+  duration_ms: z.number().int().meta({ description: 'How long the command ran' }),
 });
 
 const dependencyHealth = {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   ACTIVE_STATUSES,
   COLD_PATH,
@@ -32,6 +31,7 @@ import type {
 } from '../ports.js';
 import type { SandboxEnding } from './ending.js';
 import type { HomeSync } from './homeSync.js';
+import { commandFingerprint } from './commandLog.js';
 import type { InFlight } from './inFlight.js';
 import { inContainer, type SandboxAccess } from './sandboxAccess.js';
 import { sandboxLog } from './sandboxLog.js';
@@ -53,6 +53,14 @@ export interface ExecCommand {
   command: string;
   timeout?: number;
   user: string;
+  cwd?: string;
+  env?: Record<string, string>;
+  stdin?: string;
+}
+
+export interface ExecOutcome extends ExecResult {
+  /** The runtime's call, as the service timed it. */
+  durationMs: number;
 }
 
 /** What a caller asks of a sandbox: create it, read it, run commands in it, end it. */
@@ -141,34 +149,39 @@ export class SandboxService {
     return this.access.get(sandboxId);
   }
 
-  async exec(sandboxId: string, request: ExecCommand): Promise<ExecResult> {
+  async exec(sandboxId: string, request: ExecCommand): Promise<ExecOutcome> {
     const sandbox = await this.access.getCommandable(sandboxId);
     await this.access.markRunning(sandbox);
-    const started = performance.now();
     const timeoutSeconds = request.timeout ?? this.settings.defaultCommandTimeoutSeconds;
     // While the command runs it is active, up to its timeout, whoever reads the registry.
     await this.access.touchActivity(sandbox, expiryOf(new Date(), timeoutSeconds));
+    const started = performance.now();
     const result = await inContainer(sandboxId, () =>
       this.runtime.exec(sandbox.containerId, {
         command: request.command,
         user: request.user,
         timeoutSeconds,
         maxOutputBytes: this.settings.maxOutputBytes,
+        cwd: request.cwd,
+        env: request.env,
+        stdin: request.stdin,
       }),
     );
+    const durationMs = Math.round(performance.now() - started);
     await this.access.touchActivity(sandbox, new Date());
     const log = sandboxLog(this.logger, sandbox);
-    // Commands carry secrets: their text only at DEBUG, a length and a short hash above it.
-    log.debug('exec command', { command: request.command });
+    log.debug('exec command', { command: request.command, cwd: request.cwd });
     log.info('exec finished', {
       exit_code: result.exitCode,
       timed_out: result.timedOut,
-      duration_ms: Math.round(performance.now() - started),
-      command_length: request.command.length,
-      command_sha256: createHash('sha256').update(request.command).digest('hex').slice(0, 12),
+      duration_ms: durationMs,
+      ...commandFingerprint(request.command),
       user: request.user,
+      // Values are the caller's secrets, and so may be its stdin: a count and a length only.
+      env_count: Object.keys(request.env ?? {}).length,
+      stdin_length: request.stdin?.length ?? 0,
     });
-    return result;
+    return { ...result, durationMs };
   }
 
   /** One write when the sandbox runs here; only a refused heartbeat reads it to say why. */

@@ -76,8 +76,12 @@ export class FakeRuntime implements ports.ContainerRuntime {
     return this.readyOutcome;
   }
 
+  /** Every exec request, in order. */
+  readonly execRequests: ports.ExecRequest[] = [];
+
   async exec(_containerId: string, request: ports.ExecRequest): Promise<ports.ExecResult> {
     this.#call('exec');
+    this.execRequests.push(request);
     return {
       exitCode: 0,
       stdout: request.command,
