@@ -81,6 +81,7 @@ export function healthWire(health: Health) {
     docker: dependencyWire(health.docker),
     registry: { store: health.registry.store, ...dependencyWire(health.registry) },
     storage: { configured: health.storage.configured, ...dependencyWire(health.storage) },
+    channels: { open: health.channels.open, fallback: health.channels.fallback },
   };
 }
 

@@ -150,6 +150,9 @@ export const healthResponse = z.strictObject({
   docker: z.strictObject(dependencyHealth),
   registry: z.strictObject({ store: z.enum(['memory', 'postgres']), ...dependencyHealth }),
   storage: z.strictObject({ configured: z.boolean(), ...dependencyHealth }),
+  channels: z
+    .strictObject({ open: z.number().int(), fallback: z.number().int() })
+    .meta({ description: 'Command channels open now; sandboxes whose channel could not start' }),
 });
 
 export const healthQuery = z.object({

@@ -117,8 +117,10 @@ export class FakeRuntime implements ports.ContainerRuntime {
     return Promise.reject(new Error('not faked'));
   }
 
+  channels: ports.ChannelStats = { open: 0, fallback: 0 };
+
   channelStats(): ports.ChannelStats {
-    return { open: 0, fallback: 0 };
+    return this.channels;
   }
 
   async stop(containerId: string): Promise<void> {
