@@ -1,6 +1,7 @@
 import type { Sandbox } from './domain/sandbox.js';
 import { maskedConfig } from './domain/sandboxConfig.js';
 import type { StorageUsage, Tier, TierUsage } from './domain/storage.js';
+import type { ProcessInfo, ProcessOutput } from './ports.js';
 import type { DependencyHealth, Health } from './service/health.js';
 import type { PassSummary } from './service/reconciler.js';
 import type { ExecOutcome } from './service/sandboxService.js';
@@ -61,6 +62,34 @@ export function execWire(result: ExecOutcome) {
     stderr_truncated: result.stderrTruncated,
     cwd: result.cwd,
     duration_ms: result.durationMs,
+  };
+}
+
+export function processWire(process: ProcessInfo) {
+  return {
+    process_id: process.processId,
+    command: process.command,
+    user: process.user,
+    cwd: process.cwd,
+    status: process.status,
+    exit_code: process.exitCode,
+    started_at: process.startedAt.toISOString(),
+    ended_at: process.endedAt?.toISOString() ?? null,
+  };
+}
+
+export function processListWire(processes: ProcessInfo[]) {
+  return { processes: processes.map(processWire) };
+}
+
+export function processOutputWire(output: ProcessOutput) {
+  return {
+    stdout: output.stdout,
+    stderr: output.stderr,
+    stdout_offset: output.stdoutOffset,
+    stderr_offset: output.stderrOffset,
+    status: output.status,
+    exit_code: output.exitCode,
   };
 }
 
