@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { MAX_OUTPUT_WAIT_SECONDS, MAX_PROCESS_TIMEOUT_SECONDS } from '../domain/process.js';
 import { DEFAULT_EXEC_USER, SANDBOX_STATUSES, USER_ID_PATTERN } from '../domain/sandbox.js';
+import { PROCESS_STATUSES } from '../ports.js';
 import { envVars, sandboxConfig, ttlSeconds, type ConfigCaps } from './configSchema.js';
 
 /** The request and response schemas: they validate requests and generate /openapi.json. */
@@ -76,6 +78,61 @@ export function execBody(maxCommandLength: number) {
   });
 }
 
+export const processPath = sandboxIdPath.extend({
+  process_id: z
+    .string()
+    .meta({ description: 'proc- and 12 hex digits', example: 'proc-0123456789ab' }),
+});
+
+export function startProcessBody(maxCommandLength: number) {
+  return z.object({
+    command: commandText(maxCommandLength),
+    cwd: commandCwd,
+    env: commandEnv,
+    user: commandUser,
+    timeout: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_PROCESS_TIMEOUT_SECONDS)
+      .optional()
+      .meta({ description: 'Seconds; without it the process runs until it ends or is killed' }),
+  });
+}
+
+/** A byte offset in a query: digits only, as many as a safe integer surely holds. */
+const byteOffset = z
+  .string()
+  .regex(/^[0-9]{1,15}$/, 'must be a whole number of bytes, 0 or more')
+  .default('0')
+  .transform(Number);
+
+export const outputQuery = z.object({
+  stdout_offset: byteOffset.meta({ description: 'Bytes of stdout already read' }),
+  stderr_offset: byteOffset.meta({ description: 'Bytes of stderr already read' }),
+  wait: z
+    .string()
+    .regex(/^[0-9]+(\.[0-9]+)?$/, `must be a number of seconds, 0 to ${MAX_OUTPUT_WAIT_SECONDS}`)
+    .default('0')
+    .transform(Number)
+    .pipe(z.number().max(MAX_OUTPUT_WAIT_SECONDS))
+    .meta({ description: 'Seconds to wait for new output or the end; 0 answers at once' }),
+});
+
+export function stdinBody(maxCommandLength: number) {
+  return z.object({
+    data: z.string().max(maxCommandLength),
+    eof: z.boolean().default(false).meta({ description: 'true: close stdin after the data' }),
+  });
+}
+
+export const killQuery = z.object({
+  signal: z
+    .enum(['TERM', 'KILL'])
+    .default('TERM')
+    .meta({ description: 'TERM: KILL follows after 5 s if it is still there' }),
+});
+
 export const listQuery = z.object({ user_id: userId.optional() });
 
 export const deleteQuery = z.object({
@@ -134,6 +191,28 @@ export const execResponse = z.strictObject({
   stderr_truncated: z.boolean(),
   cwd: z.string().meta({ description: 'The working directory when the command ended' }),
   duration_ms: z.number().int().meta({ description: 'How long the command ran' }),
+});
+
+export const processResponse = z.strictObject({
+  process_id: z.string(),
+  command: z.string(),
+  user: z.string(),
+  cwd: z.string(),
+  status: z.enum(PROCESS_STATUSES),
+  exit_code: z.number().int().nullable().meta({ description: 'null while it runs' }),
+  started_at: z.string(),
+  ended_at: z.string().nullable(),
+});
+
+export const processListResponse = z.strictObject({ processes: z.array(processResponse) });
+
+export const processOutputResponse = z.strictObject({
+  stdout: z.string(),
+  stderr: z.string(),
+  stdout_offset: z.number().int().meta({ description: 'Where to read stdout from next' }),
+  stderr_offset: z.number().int().meta({ description: 'Where to read stderr from next' }),
+  status: z.enum(PROCESS_STATUSES),
+  exit_code: z.number().int().nullable(),
 });
 
 const dependencyHealth = {
