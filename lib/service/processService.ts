@@ -43,19 +43,16 @@ export class ProcessService {
     const sandbox = await this.access.getCommandable(sandboxId);
     await this.access.markRunning(sandbox);
     const processId = newProcessId();
-    const started = await inContainer(
-      sandboxId,
-      () =>
-        this.runtime.startProcess(sandbox.containerId, {
-          processId,
-          command: request.command,
-          user: request.user,
-          cwd: request.cwd,
-          env: request.env,
-          timeoutSeconds: request.timeout,
-        }),
-      // A ConflictError here is a taken id, the runtime's own answer.
-      { ownConflicts: true },
+    // The runtime's ConflictError for a taken id (1 in 2^48) would read as a stopped container.
+    const started = await inContainer(sandboxId, () =>
+      this.runtime.startProcess(sandbox.containerId, {
+        processId,
+        command: request.command,
+        user: request.user,
+        cwd: request.cwd,
+        env: request.env,
+        timeoutSeconds: request.timeout,
+      }),
     );
     await this.access.touchActivity(sandbox, new Date());
     const log = sandboxLog(this.logger, sandbox);

@@ -169,6 +169,9 @@ describe('ProcessService', () => {
     await expect(processes.writeStdin(sandbox.sandboxId, processId, 'x', false)).rejects.toThrow(
       'its container is not',
     );
+    await expect(processes.start(sandbox.sandboxId, sleeper)).rejects.toThrow(
+      'its container is not',
+    );
     runtime.failOn.set('listProcesses', new ConflictError('container is not running'));
     await expect(processes.list(sandbox.sandboxId)).rejects.toThrow('its container is not');
   });
