@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './logger.js';
 import type { SandboxStore } from './ports.js';
 import { ReconcileLoop } from './service/reconcileLoop.js';
 import type { Reconciler } from './service/reconciler.js';
+import type { ProcessService } from './service/processService.js';
 import type { SandboxService } from './service/sandboxService.js';
 import type { HealthCheck } from './service/health.js';
 import type { UserStorage } from './service/userStorage.js';
@@ -24,6 +25,7 @@ export interface App {
   /** The API's requests in flight, for a clean shutdown. */
   requests: RequestTracker;
   sandboxes: SandboxService;
+  processes: ProcessService;
   health: HealthCheck;
   storage: UserStorage;
   reconciler: Reconciler;
@@ -63,7 +65,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
   const runtime = new DockerRuntime(new Docker(), logger, {
     slowCallMs: settings.SLOW_CALL_MS,
     firstCommandUser: DEFAULT_EXEC_USER,
-    processOutputBytes: 16 * 1024 * 1024,
+    processOutputBytes: settings.PROCESS_OUTPUT_BYTES,
   });
   const s3 = settings.S3_BUCKET ? createS3(settings, logger) : undefined;
   const services = composeServices(
@@ -95,6 +97,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
     routes: buildRoutes(routeLimits(settings)),
     requests: new RequestTracker(),
     sandboxes: services.sandboxes,
+    processes: services.processes,
     health: services.health,
     storage: services.storage,
     reconciler,

@@ -208,6 +208,12 @@ export const SETTINGS = {
     default: '1048576',
     meaning: 'Bytes kept per output stream of a command; the rest is dropped and flagged.',
   }),
+  PROCESS_OUTPUT_BYTES: setting({
+    schema: int(64 * 1024, 1024 ** 3),
+    default: '16777216',
+    meaning:
+      'Bytes of output kept per stream of a background process, in its sandbox; past it the oldest go.',
+  }),
   S3_BUCKET: setting({
     schema: z.string().regex(BUCKET_NAME, 'must be a valid S3 bucket name').optional(),
     defaultLabel: 'none (`npm start`: an embedded S3 server)',

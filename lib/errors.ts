@@ -63,3 +63,7 @@ export class UnavailableError extends ServiceError {
 export function sandboxNotFound(sandboxId: string): NotFoundError {
   return new NotFoundError(`Sandbox ${sandboxId} not found`);
 }
+
+export function processNotFound(processId: string): NotFoundError {
+  return new NotFoundError(`Process ${processId} not found`);
+}

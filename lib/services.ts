@@ -7,7 +7,9 @@ import { SandboxEnding } from './service/ending.js';
 import { HealthCheck } from './service/health.js';
 import { HomeSync } from './service/homeSync.js';
 import { InFlight } from './service/inFlight.js';
+import { ProcessService } from './service/processService.js';
 import { Reconciler } from './service/reconciler.js';
+import { SandboxAccess } from './service/sandboxAccess.js';
 import { SandboxService } from './service/sandboxService.js';
 import { UserStorage } from './service/userStorage.js';
 
@@ -45,8 +47,10 @@ export function composeServices(
     },
     logger,
   );
+  const access = new SandboxAccess(store, settings.HOST_ID, logger);
   const sandboxes = new SandboxService(
     store,
+    access,
     runtime,
     ending,
     inFlight,
@@ -71,6 +75,12 @@ export function composeServices(
     },
     logger,
   );
+  const processes = new ProcessService(
+    access,
+    runtime,
+    { maxOutputBytes: settings.MAX_OUTPUT_BYTES },
+    logger,
+  );
   const reconciler = new Reconciler(
     store,
     runtime,
@@ -87,6 +97,7 @@ export function composeServices(
   );
   return {
     sandboxes,
+    processes,
     ending,
     adoption,
     inFlight,

@@ -1,9 +1,10 @@
 import type { Sandbox } from './domain/sandbox.js';
 import { maskedConfig } from './domain/sandboxConfig.js';
 import type { StorageUsage, Tier, TierUsage } from './domain/storage.js';
-import type { ExecResult } from './ports.js';
+import type { ProcessInfo, ProcessOutput } from './ports.js';
 import type { DependencyHealth, Health } from './service/health.js';
 import type { PassSummary } from './service/reconciler.js';
+import type { ExecOutcome } from './service/sandboxService.js';
 
 /**
  * The one place domain objects become the shapes the API sends (docs/API.md, snake_case) and the
@@ -51,7 +52,7 @@ export function heartbeatWire(sandbox: Sandbox) {
   return { acknowledged: true, sandbox_id: sandbox.sandboxId };
 }
 
-export function execWire(result: ExecResult) {
+export function execWire(result: ExecOutcome) {
   return {
     exit_code: result.exitCode,
     stdout: result.stdout,
@@ -59,6 +60,36 @@ export function execWire(result: ExecResult) {
     timed_out: result.timedOut,
     stdout_truncated: result.stdoutTruncated,
     stderr_truncated: result.stderrTruncated,
+    cwd: result.cwd,
+    duration_ms: result.durationMs,
+  };
+}
+
+export function processWire(process: ProcessInfo) {
+  return {
+    process_id: process.processId,
+    command: process.command,
+    user: process.user,
+    cwd: process.cwd,
+    status: process.status,
+    exit_code: process.exitCode,
+    started_at: process.startedAt.toISOString(),
+    ended_at: process.endedAt?.toISOString() ?? null,
+  };
+}
+
+export function processListWire(processes: ProcessInfo[]) {
+  return { processes: processes.map(processWire) };
+}
+
+export function processOutputWire(output: ProcessOutput) {
+  return {
+    stdout: output.stdout,
+    stderr: output.stderr,
+    stdout_offset: output.stdoutOffset,
+    stderr_offset: output.stderrOffset,
+    status: output.status,
+    exit_code: output.exitCode,
   };
 }
 
@@ -79,6 +110,7 @@ export function healthWire(health: Health) {
     docker: dependencyWire(health.docker),
     registry: { store: health.registry.store, ...dependencyWire(health.registry) },
     storage: { configured: health.storage.configured, ...dependencyWire(health.storage) },
+    channels: { open: health.channels.open, fallback: health.channels.fallback },
   };
 }
 

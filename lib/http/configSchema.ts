@@ -28,7 +28,8 @@ export function ttlSeconds(caps: ConfigCaps) {
   return z.number().int().min(MIN_TTL_SECONDS).max(caps.maxSessionSeconds);
 }
 
-const env = z
+/** Environment variables a caller sets: a sandbox's config, a command's or a process's own. */
+export const envVars = z
   .record(
     z
       .string()
@@ -72,7 +73,7 @@ export function sandboxConfig(caps: ConfigCaps) {
       })
       .optional(),
     ttl_seconds: ttlSeconds(caps).optional(),
-    env: env.optional(),
+    env: envVars.optional(),
     network: z.enum(caps.allowedNetworks.length > 0 ? caps.allowedNetworks : ['none']).optional(),
     idle_timeout_seconds: idleTimeout(caps.maxSessionSeconds).optional(),
   });

@@ -28,6 +28,10 @@ export interface RouteSpec {
 const error = (description: string): ResponseSpec => ({ description, schema: s.errorResponse });
 
 const otherHost = error('The sandbox runs on another host, or cannot make this move now');
+const notRunning = error('The sandbox is not running, or runs on another host');
+const processMissing = error('Sandbox or process not found');
+
+const LOOKED_UP_IDS = ['sandbox_id', 'process_id'];
 
 /** Routes that never need the API key: load balancers and monitors call them. */
 const PUBLIC_ROUTE_NAMES = ['health'] as const;
@@ -43,7 +47,9 @@ function sharedResponses(
   options: { isPublic: boolean; routeHandler: boolean },
 ): Record<number, ResponseSpec> {
   const params = Object.keys(route.params?.shape ?? {});
-  const validates = Boolean(route.query || route.body) || params.some((n) => n !== 'sandbox_id');
+  // An id in the path is looked up, never validated: a malformed one is a 404.
+  const validates =
+    Boolean(route.query || route.body) || params.some((n) => !LOOKED_UP_IDS.includes(n));
   const shared: Record<number, ResponseSpec> = {
     503: error('The service is shutting down, or a dependency (Docker, Postgres, S3) is down'),
   };
@@ -150,6 +156,84 @@ export function buildRoutes(limits: RouteLimits) {
       responses: {
         200: { description: 'Exit code and output', schema: s.execResponse },
         409: error('The sandbox is not running, or runs on another host'),
+      },
+    },
+    startProcess: {
+      functionName: 'startProcess',
+      method: 'post',
+      path: '/sandboxes/{sandbox_id}/processes',
+      summary: 'Start a command with bash -c in the background; read its output later',
+      params: s.sandboxIdPath,
+      body: s.startProcessBody(limits.maxCommandLength),
+      bodyRequired: true,
+      responses: {
+        201: { description: 'The process, running', schema: s.processResponse },
+        409: notRunning,
+      },
+    },
+    listProcesses: {
+      functionName: 'listProcesses',
+      method: 'get',
+      path: '/sandboxes/{sandbox_id}/processes',
+      summary: "The sandbox's background processes, oldest first",
+      params: s.sandboxIdPath,
+      responses: {
+        200: { description: 'Processes', schema: s.processListResponse },
+        409: notRunning,
+      },
+    },
+    getProcess: {
+      functionName: 'getProcess',
+      method: 'get',
+      path: '/sandboxes/{sandbox_id}/processes/{process_id}',
+      summary: 'One background process',
+      params: s.processPath,
+      responses: {
+        200: { description: 'The process', schema: s.processResponse },
+        404: processMissing,
+        409: notRunning,
+      },
+    },
+    readProcessOutput: {
+      functionName: 'readProcessOutput',
+      method: 'get',
+      path: '/sandboxes/{sandbox_id}/processes/{process_id}/output',
+      summary: "A process's output from the offsets on, waiting for some if asked",
+      params: s.processPath,
+      query: s.outputQuery,
+      responses: {
+        200: { description: 'Output, next offsets and status', schema: s.processOutputResponse },
+        404: processMissing,
+        409: notRunning,
+      },
+    },
+    writeProcessStdin: {
+      functionName: 'writeProcessStdin',
+      method: 'post',
+      path: '/sandboxes/{sandbox_id}/processes/{process_id}/stdin',
+      summary: "Write to a process's stdin, and close it if asked",
+      params: s.processPath,
+      body: s.stdinBody(limits.maxCommandLength),
+      bodyRequired: true,
+      responses: {
+        200: { description: 'The process', schema: s.processResponse },
+        404: processMissing,
+        409: error(
+          'The process has ended or its stdin is closed; or the sandbox is not running, or runs on another host',
+        ),
+      },
+    },
+    killProcess: {
+      functionName: 'killProcess',
+      method: 'delete',
+      path: '/sandboxes/{sandbox_id}/processes/{process_id}',
+      summary: 'Kill a process and everything it started; answers once they are gone',
+      params: s.processPath,
+      query: s.killQuery,
+      responses: {
+        200: { description: 'The process, ended', schema: s.processResponse },
+        404: processMissing,
+        409: notRunning,
       },
     },
     extendSandbox: {

@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { MAX_OUTPUT_WAIT_SECONDS, MAX_PROCESS_TIMEOUT_SECONDS } from '../domain/process.js';
 import { DEFAULT_EXEC_USER, SANDBOX_STATUSES, USER_ID_PATTERN } from '../domain/sandbox.js';
-import { sandboxConfig, ttlSeconds, type ConfigCaps } from './configSchema.js';
+import { PROCESS_STATUSES } from '../ports.js';
+import { envVars, sandboxConfig, ttlSeconds, type ConfigCaps } from './configSchema.js';
 
 /** The request and response schemas: they validate requests and generate /openapi.json. */
 export const MAX_EXEC_TIMEOUT_SECONDS = 600;
@@ -26,13 +28,38 @@ export function extendBody(caps: ConfigCaps) {
   return z.object({ ttl_seconds: ttlSeconds(caps) });
 }
 
+export const MAX_PATH_LENGTH = 4096;
+
+export const absolutePath = z
+  .string()
+  .max(MAX_PATH_LENGTH)
+  .refine((path) => path.startsWith('/'), 'must be an absolute path, starting with /')
+  .refine((path) => !path.includes('\0'), 'must not contain NUL');
+
+function commandText(maxCommandLength: number) {
+  return z
+    .string()
+    .min(1)
+    .max(maxCommandLength)
+    .refine((command) => command.trim().length > 0, 'must not be blank');
+}
+
+const commandUser = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name')
+  .default(DEFAULT_EXEC_USER);
+
+const commandCwd = absolutePath
+  .optional()
+  .meta({ description: 'Absolute; by default where the last finished command ended' });
+
+const commandEnv = envVars
+  .optional()
+  .meta({ description: "Variables for this command, over the sandbox's own" });
+
 export function execBody(maxCommandLength: number) {
   return z.object({
-    command: z
-      .string()
-      .min(1)
-      .max(maxCommandLength)
-      .refine((command) => command.trim().length > 0, 'must not be blank'),
+    command: commandText(maxCommandLength),
     timeout: z
       .number()
       .int()
@@ -40,12 +67,71 @@ export function execBody(maxCommandLength: number) {
       .max(MAX_EXEC_TIMEOUT_SECONDS)
       .optional()
       .meta({ description: 'Seconds; defaults to MATRX_COMMAND_TIMEOUT_SECONDS' }),
-    user: z
+    user: commandUser,
+    cwd: commandCwd,
+    env: commandEnv,
+    stdin: z
       .string()
-      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name')
-      .default(DEFAULT_EXEC_USER),
+      .max(maxCommandLength)
+      .optional()
+      .meta({ description: "The command's standard input; without it, empty" }),
   });
 }
+
+export const processPath = sandboxIdPath.extend({
+  process_id: z
+    .string()
+    .meta({ description: 'proc- and 12 hex digits', example: 'proc-0123456789ab' }),
+});
+
+export function startProcessBody(maxCommandLength: number) {
+  return z.object({
+    command: commandText(maxCommandLength),
+    cwd: commandCwd,
+    env: commandEnv,
+    user: commandUser,
+    timeout: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_PROCESS_TIMEOUT_SECONDS)
+      .optional()
+      .meta({ description: 'Seconds; without it the process runs until it ends or is killed' }),
+  });
+}
+
+/** A byte offset in a query: digits only, as many as a safe integer surely holds. */
+const byteOffset = z
+  .string()
+  .regex(/^[0-9]{1,15}$/, 'must be a whole number of bytes, 0 or more')
+  .default('0')
+  .transform(Number);
+
+export const outputQuery = z.object({
+  stdout_offset: byteOffset.meta({ description: 'Bytes of stdout already read' }),
+  stderr_offset: byteOffset.meta({ description: 'Bytes of stderr already read' }),
+  wait: z
+    .string()
+    .regex(/^[0-9]+(\.[0-9]+)?$/, `must be a number of seconds, 0 to ${MAX_OUTPUT_WAIT_SECONDS}`)
+    .default('0')
+    .transform(Number)
+    .pipe(z.number().max(MAX_OUTPUT_WAIT_SECONDS))
+    .meta({ description: 'Seconds to wait for new output or the end; 0 answers at once' }),
+});
+
+export function stdinBody(maxCommandLength: number) {
+  return z.object({
+    data: z.string().max(maxCommandLength),
+    eof: z.boolean().default(false).meta({ description: 'true: close stdin after the data' }),
+  });
+}
+
+export const killQuery = z.object({
+  signal: z
+    .enum(['TERM', 'KILL'])
+    .default('TERM')
+    .meta({ description: 'TERM: KILL follows after 5 s if it is still there' }),
+});
 
 export const listQuery = z.object({ user_id: userId.optional() });
 
@@ -103,6 +189,30 @@ export const execResponse = z.strictObject({
   timed_out: z.boolean(),
   stdout_truncated: z.boolean(),
   stderr_truncated: z.boolean(),
+  cwd: z.string().meta({ description: 'The working directory when the command ended' }),
+  duration_ms: z.number().int().meta({ description: 'How long the command ran' }),
+});
+
+export const processResponse = z.strictObject({
+  process_id: z.string(),
+  command: z.string(),
+  user: z.string(),
+  cwd: z.string(),
+  status: z.enum(PROCESS_STATUSES),
+  exit_code: z.number().int().nullable().meta({ description: 'null while it runs' }),
+  started_at: z.string(),
+  ended_at: z.string().nullable(),
+});
+
+export const processListResponse = z.strictObject({ processes: z.array(processResponse) });
+
+export const processOutputResponse = z.strictObject({
+  stdout: z.string(),
+  stderr: z.string(),
+  stdout_offset: z.number().int().meta({ description: 'Where to read stdout from next' }),
+  stderr_offset: z.number().int().meta({ description: 'Where to read stderr from next' }),
+  status: z.enum(PROCESS_STATUSES),
+  exit_code: z.number().int().nullable(),
 });
 
 const dependencyHealth = {
@@ -119,6 +229,9 @@ export const healthResponse = z.strictObject({
   docker: z.strictObject(dependencyHealth),
   registry: z.strictObject({ store: z.enum(['memory', 'postgres']), ...dependencyHealth }),
   storage: z.strictObject({ configured: z.boolean(), ...dependencyHealth }),
+  channels: z
+    .strictObject({ open: z.number().int(), fallback: z.number().int() })
+    .meta({ description: 'Command channels open now; sandboxes whose channel could not start' }),
 });
 
 export const healthQuery = z.object({

@@ -1,5 +1,5 @@
 import { ACTIVE_STATUSES } from '../domain/sandbox.js';
-import type { ContainerRuntime, ObjectStorage, SandboxStore } from '../ports.js';
+import type { ChannelStats, ContainerRuntime, ObjectStorage, SandboxStore } from '../ports.js';
 
 export interface DependencyHealth {
   reachable: boolean;
@@ -16,6 +16,8 @@ export interface Health {
   registry: DependencyHealth & { store: 'memory' | 'postgres' };
   /** Users' homes in S3; not configured means nothing is kept, which is not a failure. */
   storage: DependencyHealth & { configured: boolean };
+  /** How commands reach this host's sandboxes: channels open, sandboxes on the plain exec. */
+  channels: ChannelStats;
 }
 
 /** A dependency check that hangs (an SDK retrying) is reported as such, not waited for. */
@@ -71,6 +73,7 @@ export class HealthCheck {
       docker,
       registry: { store: storeKind, ...registry },
       storage: { configured: storage !== null, ...bucket },
+      channels: this.runtime.channelStats(),
     };
   }
 }

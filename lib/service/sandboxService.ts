@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
 import {
   ACTIVE_STATUSES,
   COLD_PATH,
   CREATED_AT_LABEL,
-  EXEC_STATUSES,
   expiryOf,
   HOST_ID_LABEL,
   HOT_PATH,
@@ -22,7 +20,7 @@ import {
   type KnownConfig,
   type ResolvedConfig,
 } from '../domain/sandboxConfig.js';
-import { ConflictError, NotFoundError, sandboxNotFound } from '../errors.js';
+import { ConflictError, sandboxNotFound } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type {
   ContainerRuntime,
@@ -33,7 +31,9 @@ import type {
 } from '../ports.js';
 import type { SandboxEnding } from './ending.js';
 import type { HomeSync } from './homeSync.js';
+import { commandFingerprint } from './commandLog.js';
 import type { InFlight } from './inFlight.js';
+import { inContainer, type SandboxAccess } from './sandboxAccess.js';
 import { sandboxLog } from './sandboxLog.js';
 import { moveStatus } from './statusMoves.js';
 
@@ -53,12 +53,21 @@ export interface ExecCommand {
   command: string;
   timeout?: number;
   user: string;
+  cwd?: string;
+  env?: Record<string, string>;
+  stdin?: string;
+}
+
+export interface ExecOutcome extends ExecResult {
+  /** The runtime's call, as the service timed it. */
+  durationMs: number;
 }
 
 /** What a caller asks of a sandbox: create it, read it, run commands in it, end it. */
 export class SandboxService {
   constructor(
     private readonly store: SandboxStore,
+    private readonly access: SandboxAccess,
     private readonly runtime: ContainerRuntime,
     private readonly ending: SandboxEnding,
     private readonly inFlight: InFlight,
@@ -136,73 +145,50 @@ export class SandboxService {
     return this.store.list({ userId });
   }
 
-  async get(sandboxId: string): Promise<Sandbox> {
-    const sandbox = await this.store.get(sandboxId);
-    if (!sandbox) throw sandboxNotFound(sandboxId);
-    return sandbox;
+  get(sandboxId: string): Promise<Sandbox> {
+    return this.access.get(sandboxId);
   }
 
-  /** A sandbox this host runs: another host's is read here, never acted on. */
-  async #getLocal(sandboxId: string): Promise<Sandbox> {
-    const sandbox = await this.get(sandboxId);
-    if (sandbox.hostId !== this.settings.hostId) {
-      throw new ConflictError(
-        `Sandbox ${sandboxId} runs on host ${sandbox.hostId}; send this request to that host`,
-      );
-    }
-    return sandbox;
-  }
-
-  async exec(sandboxId: string, request: ExecCommand): Promise<ExecResult> {
-    const sandbox = await this.#getLocal(sandboxId);
-    if (!EXEC_STATUSES.includes(sandbox.status) || !sandbox.containerId) {
-      throw new ConflictError(`Sandbox ${sandboxId} is not running (status: ${sandbox.status})`);
-    }
-    if (sandbox.status === 'ready') {
-      await this.#move(sandboxId, { status: 'running' }, 'first command');
-    }
-    const started = performance.now();
+  async exec(sandboxId: string, request: ExecCommand): Promise<ExecOutcome> {
+    const sandbox = await this.access.getCommandable(sandboxId);
+    await this.access.markRunning(sandbox);
     const timeoutSeconds = request.timeout ?? this.settings.defaultCommandTimeoutSeconds;
-    // Only a sandbox that can go idle pays for keeping its activity.
-    const tracksIdle = sandbox.idleTimeoutSeconds > 0;
     // While the command runs it is active, up to its timeout, whoever reads the registry.
-    if (tracksIdle) await this.store.touchActivity(sandboxId, expiryOf(new Date(), timeoutSeconds));
-    let result: ExecResult;
-    try {
-      result = await this.runtime.exec(sandbox.containerId, {
+    await this.access.touchActivity(sandbox, expiryOf(new Date(), timeoutSeconds));
+    const started = performance.now();
+    const result = await inContainer(sandboxId, () =>
+      this.runtime.exec(sandbox.containerId, {
         command: request.command,
         user: request.user,
         timeoutSeconds,
         maxOutputBytes: this.settings.maxOutputBytes,
-      });
-    } catch (error) {
-      if (error instanceof ConflictError || error instanceof NotFoundError) {
-        throw new ConflictError(`Sandbox ${sandboxId} is not running (its container is not)`, {
-          cause: error,
-        });
-      }
-      throw error;
-    }
-    if (tracksIdle) await this.store.touchActivity(sandboxId, new Date());
+        cwd: request.cwd,
+        env: request.env,
+        stdin: request.stdin,
+      }),
+    );
+    const durationMs = Math.round(performance.now() - started);
+    await this.access.touchActivity(sandbox, new Date());
     const log = sandboxLog(this.logger, sandbox);
-    // Commands carry secrets: their text only at DEBUG, a length and a short hash above it.
-    log.debug('exec command', { command: request.command });
+    log.debug('exec command', { command: request.command, cwd: request.cwd });
     log.info('exec finished', {
       exit_code: result.exitCode,
       timed_out: result.timedOut,
-      duration_ms: Math.round(performance.now() - started),
-      command_length: request.command.length,
-      command_sha256: createHash('sha256').update(request.command).digest('hex').slice(0, 12),
+      duration_ms: durationMs,
+      ...commandFingerprint(request.command),
       user: request.user,
+      // Values are the caller's secrets, and so may be its stdin: a count and a length only.
+      env_count: Object.keys(request.env ?? {}).length,
+      stdin_length: request.stdin?.length ?? 0,
     });
-    return result;
+    return { ...result, durationMs };
   }
 
   /** One write when the sandbox runs here; only a refused heartbeat reads it to say why. */
   async heartbeat(sandboxId: string): Promise<Sandbox> {
     const sandbox = await this.store.touchHeartbeat(sandboxId, this.settings.hostId, new Date());
     if (!sandbox) {
-      await this.#getLocal(sandboxId);
+      await this.access.getLocal(sandboxId);
       throw sandboxNotFound(sandboxId);
     }
     sandboxLog(this.logger, sandbox).debug('heartbeat');
@@ -211,7 +197,7 @@ export class SandboxService {
 
   /** The sandbox now expires `ttlSeconds` from now; only an active one can be extended. */
   async extend(sandboxId: string, ttlSeconds: number): Promise<Sandbox> {
-    await this.#getLocal(sandboxId);
+    await this.access.getLocal(sandboxId);
     const extended = await this.store.extend(sandboxId, ttlSeconds, ACTIVE_STATUSES);
     if (extended) {
       sandboxLog(this.logger, extended).info('sandbox extended', {
@@ -226,13 +212,13 @@ export class SandboxService {
 
   /** Ends the sandbox now: the answer comes once the container is gone. */
   async destroy(sandboxId: string, graceful: boolean): Promise<void> {
-    await this.#getLocal(sandboxId);
+    await this.access.getLocal(sandboxId);
     await this.ending.end(sandboxId, { graceful, reason: 'deleted by request' });
   }
 
   /** The agent says it is done: shutdown starts, the answer does not wait for it. */
   async complete(sandboxId: string, result: unknown): Promise<Sandbox> {
-    const sandbox = await this.#getLocal(sandboxId);
+    const sandbox = await this.access.getLocal(sandboxId);
     sandboxLog(this.logger, sandbox).info('sandbox completed by agent', {
       has_result: result !== undefined,
     });
@@ -244,7 +230,7 @@ export class SandboxService {
     message: string,
     details: Record<string, unknown>,
   ): Promise<Sandbox> {
-    const sandbox = await this.#getLocal(sandboxId);
+    const sandbox = await this.access.getLocal(sandboxId);
     // The message is what an operator needs; the details are request body, so only their keys.
     sandboxLog(this.logger, sandbox).warn('error reported by agent', {
       agent_error: message.slice(0, 1000),

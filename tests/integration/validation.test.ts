@@ -162,6 +162,10 @@ describe('service routes', () => {
         '/sandboxes/{sandbox_id}/exec',
         '/sandboxes/{sandbox_id}/extend',
         '/sandboxes/{sandbox_id}/heartbeat',
+        '/sandboxes/{sandbox_id}/processes',
+        '/sandboxes/{sandbox_id}/processes/{process_id}',
+        '/sandboxes/{sandbox_id}/processes/{process_id}/output',
+        '/sandboxes/{sandbox_id}/processes/{process_id}/stdin',
         '/users/{user_id}/storage',
       ].sort(),
     );

@@ -17,6 +17,8 @@ export interface ExecReply {
   timed_out: boolean;
   stdout_truncated: boolean;
   stderr_truncated: boolean;
+  cwd: string;
+  duration_ms: number;
 }
 
 /** One call to a server, JSON in and out. */

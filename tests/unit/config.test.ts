@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       MAX_COMMAND_LENGTH: 10000,
       SHUTDOWN_TIMEOUT_SECONDS: 30,
       MAX_OUTPUT_BYTES: 1024 * 1024,
+      PROCESS_OUTPUT_BYTES: 16 * 1024 * 1024,
       SANDBOX_STORE: 'memory',
       API_KEY_HEADER: 'X-API-Key',
     });

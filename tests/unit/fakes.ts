@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MemorySandboxStore } from '../../lib/adapters/memory/memorySandboxStore.js';
+import { ConflictError, NotFoundError } from '../../lib/errors.js';
 import type * as ports from '../../lib/ports.js';
 import { Reconciler, type ReconcilerSettings } from '../../lib/service/reconciler.js';
 import { loadConfig } from '../../lib/config.js';
@@ -9,6 +10,16 @@ import { InFlight } from '../../lib/service/inFlight.js';
 import { composeServices } from '../../lib/services.js';
 
 export const HOST_ID = 'host-a';
+
+/** A background process as the fake keeps it; tests write its output and end it. */
+export interface FakeProcess {
+  start: ports.ProcessStart;
+  info: ports.ProcessInfo;
+  stdout: string;
+  stderr: string;
+  stdin: string;
+  stdinOpen: boolean;
+}
 
 /** A container runtime in memory: records calls, and fails where a test tells it to. */
 export class FakeRuntime implements ports.ContainerRuntime {
@@ -76,8 +87,12 @@ export class FakeRuntime implements ports.ContainerRuntime {
     return this.readyOutcome;
   }
 
+  /** Every exec request, in order. */
+  readonly execRequests: ports.ExecRequest[] = [];
+
   async exec(_containerId: string, request: ports.ExecRequest): Promise<ports.ExecResult> {
     this.#call('exec');
+    this.execRequests.push(request);
     return {
       exitCode: 0,
       stdout: request.command,
@@ -89,32 +104,125 @@ export class FakeRuntime implements ports.ContainerRuntime {
     };
   }
 
-  startProcess(): Promise<ports.ProcessInfo> {
-    return Promise.reject(new Error('not faked'));
+  /** Background processes by container, then by id: what a sandbox keeps of them. */
+  readonly processes = new Map<string, Map<string, FakeProcess>>();
+  /** Every output read, in order. */
+  readonly outputRequests: ports.OutputRequest[] = [];
+
+  #processesOf(containerId: string): Map<string, FakeProcess> {
+    if (!this.containers.has(containerId)) {
+      throw new NotFoundError(`No such container: ${containerId}`);
+    }
+    let byId = this.processes.get(containerId);
+    if (!byId) this.processes.set(containerId, (byId = new Map()));
+    return byId;
   }
 
-  listProcesses(): Promise<ports.ProcessInfo[]> {
-    return Promise.reject(new Error('not faked'));
+  async startProcess(containerId: string, start: ports.ProcessStart): Promise<ports.ProcessInfo> {
+    this.#call('startProcess');
+    const byId = this.#processesOf(containerId);
+    if (byId.has(start.processId)) throw new ConflictError(`${start.processId} is taken`);
+    const info: ports.ProcessInfo = {
+      processId: start.processId,
+      command: start.command,
+      user: start.user,
+      cwd: start.cwd ?? '/home/agent',
+      status: 'running',
+      exitCode: null,
+      startedAt: new Date(),
+      endedAt: null,
+    };
+    byId.set(start.processId, { start, info, stdout: '', stderr: '', stdin: '', stdinOpen: true });
+    return { ...info };
   }
 
-  getProcess(): Promise<ports.ProcessInfo | null> {
-    return Promise.reject(new Error('not faked'));
+  async listProcesses(containerId: string): Promise<ports.ProcessInfo[]> {
+    this.#call('listProcesses');
+    return [...this.#processesOf(containerId).values()].map((p) => ({ ...p.info }));
   }
 
-  readProcessOutput(): Promise<ports.ProcessOutput | null> {
-    return Promise.reject(new Error('not faked'));
+  async getProcess(containerId: string, processId: string): Promise<ports.ProcessInfo | null> {
+    this.#call('getProcess');
+    const found = this.#processesOf(containerId).get(processId);
+    return found ? { ...found.info } : null;
   }
 
-  writeProcessStdin(): Promise<ports.ProcessInfo | null> {
-    return Promise.reject(new Error('not faked'));
+  async readProcessOutput(
+    containerId: string,
+    processId: string,
+    request: ports.OutputRequest,
+  ): Promise<ports.ProcessOutput | null> {
+    this.#call('readProcessOutput');
+    this.outputRequests.push(request);
+    const found = this.#processesOf(containerId).get(processId);
+    if (!found) return null;
+    const read = (text: string, offset: number) => {
+      const bytes = Buffer.from(text).subarray(offset, offset + request.maxBytes);
+      return { text: bytes.toString(), next: offset + bytes.length };
+    };
+    const stdout = read(found.stdout, request.stdoutOffset);
+    const stderr = read(found.stderr, request.stderrOffset);
+    return {
+      stdout: stdout.text,
+      stderr: stderr.text,
+      stdoutOffset: stdout.next,
+      stderrOffset: stderr.next,
+      status: found.info.status,
+      exitCode: found.info.exitCode,
+    };
   }
 
-  killProcess(): Promise<ports.ProcessInfo | null> {
-    return Promise.reject(new Error('not faked'));
+  async writeProcessStdin(
+    containerId: string,
+    processId: string,
+    data: string,
+    eof: boolean,
+  ): Promise<ports.ProcessInfo | null> {
+    this.#call('writeProcessStdin');
+    const found = this.#processesOf(containerId).get(processId);
+    if (!found) return null;
+    if (found.info.status !== 'running') throw new ConflictError(`Process ${processId} has ended`);
+    if (!found.stdinOpen) throw new ConflictError(`The stdin of process ${processId} is closed`);
+    found.stdin += data;
+    if (eof) found.stdinOpen = false;
+    return { ...found.info };
   }
+
+  async killProcess(
+    containerId: string,
+    processId: string,
+    signal: ports.ProcessSignal,
+  ): Promise<ports.ProcessInfo | null> {
+    this.#call('killProcess');
+    const found = this.#processesOf(containerId).get(processId);
+    if (!found) return null;
+    if (found.info.status === 'running')
+      this.endProcess(found, 'killed', signal === 'TERM' ? 143 : 137);
+    return { ...found.info };
+  }
+
+  /** Ends a process as the sandbox would: it exited, was killed or timed out. */
+  endProcess(
+    process: FakeProcess,
+    status: Exclude<ports.ProcessStatus, 'running'>,
+    exitCode: number,
+  ) {
+    process.info = { ...process.info, status, exitCode, endedAt: new Date() };
+  }
+
+  /** The one process of that id, in whichever container. */
+  process(processId: string): FakeProcess {
+    for (const byId of this.processes.values()) {
+      const found = byId.get(processId);
+      if (found) return found;
+    }
+    throw new Error(`no process ${processId}`);
+  }
+
+  channels: ports.ChannelStats = { open: 0, fallback: 0 };
 
   channelStats(): ports.ChannelStats {
-    return { open: 0, fallback: 0 };
+    return this.channels;
   }
 
   async stop(containerId: string): Promise<void> {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { ConflictError, NotFoundError, UnavailableError } from '../../lib/errors.js';
+import { healthWire } from '../../lib/wire.js';
 import { FakeRuntime, serviceWith, withReadySandbox } from './fakes.js';
 
 describe('SandboxService', () => {
@@ -92,6 +93,8 @@ describe('SandboxService', () => {
     const { service, health } = serviceWith(runtime);
     await service.create('alice', {});
     expect(await health.check()).toMatchObject({ status: 'healthy', activeSandboxes: 1 });
+    runtime.channels = { open: 3, fallback: 1 };
+    expect(healthWire(await health.check()).channels).toEqual({ open: 3, fallback: 1 });
     runtime.failOn.set('ping', new UnavailableError('Docker engine', 'down'));
     expect(await health.check()).toMatchObject({
       status: 'degraded',
