@@ -184,7 +184,10 @@ async function main(): Promise<void> {
       progress('load', `creating ${LOAD_SANDBOXES} sandboxes`);
       const loaded = await createSandboxes(call, LOAD_SANDBOXES, 4);
       if (LONG_POLL_ROUNDS > 0) {
-        progress('long-poll', `${LONG_POLL_ROUNDS} rounds`);
+        progress(
+          'long-poll',
+          `a held GET .../output, then a line to stdin, ${LONG_POLL_ROUNDS} times`,
+        );
         longPoll = await benchLongPoll(
           call,
           loaded[0]?.sandboxId ?? '',

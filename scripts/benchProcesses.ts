@@ -46,7 +46,9 @@ export async function benchLongPoll(
         timings.afterStdin.push(answeredAt - returnedAt);
         timings.afterSent.push(answeredAt - sentAt);
       }
-      if ((round + 1) % 10 === 0) progress('long-poll', `${round + 1} rounds`);
+      const measured = round + 1 - WARM_ROUNDS;
+      if (measured > 0 && measured % 10 === 0)
+        progress('long-poll', `${measured}/${rounds} rounds`);
     }
   } finally {
     await call('DELETE', `${path}?signal=KILL`).catch(() => undefined);
