@@ -20,6 +20,7 @@ import { benchLoad, type LoadSide, type LoadTimings } from './benchLoad.js';
 import { benchLongPoll, type LongPollTimings } from './benchProcesses.js';
 import { rawCreateReady, rawExec } from './benchRaw.js';
 import { benchRegistry, type RegistryTimings } from './benchRegistry.js';
+import { benchScale, scaleRows, type ScaleTimings } from './benchScale.js';
 import { freePort, startServer } from './serverProcess.js';
 
 /**
@@ -40,6 +41,9 @@ const LOAD_SECONDS = knob('BENCH_LOAD_SECONDS', 60);
 const LOAD_CLIENTS = knob('BENCH_LOAD_CLIENTS', 50);
 const LOAD_SANDBOXES = 8;
 const LONG_POLL_ROUNDS = knob('BENCH_LONG_POLL_ROUNDS', 50);
+const IDLE_SANDBOXES = knob('BENCH_IDLE_SANDBOXES', 100);
+/** The least a sandbox's config may ask for: idle sandboxes need no more. */
+const IDLE_MEMORY = '64m';
 const IMAGE = loadConfig().SANDBOX_IMAGE;
 const USER = `bench-${process.pid}`;
 
@@ -106,6 +110,7 @@ async function main(): Promise<void> {
   let longPoll: LongPollTimings | undefined;
   let load: LoadTimings | undefined;
   let homes: HomeTimings | undefined;
+  let scale: ScaleTimings | undefined;
   let registry: RegistryTimings | undefined;
   const defaultMemory = loadConfig().CONTAINER_MEMORY_LIMIT;
   const rawOptions = (name: string) => ({
@@ -209,6 +214,15 @@ async function main(): Promise<void> {
       progress('homes', `${HOME_ROUNDS} rounds of save and restore`);
       homes = await benchHomes(call, s3, USER, HOME_ROUNDS);
     }
+    if (IDLE_SANDBOXES > 0) {
+      scale = await benchScale(call, docker, {
+        count: IDLE_SANDBOXES,
+        memory: IDLE_MEMORY,
+        image: IMAGE,
+        user: USER,
+        serverPid: server.process.pid ?? 0,
+      });
+    }
     progress('registry', 'stopping the server; 10,000 rows and 1,000 containers on Postgres');
     await server.stop();
     registry = await benchRegistry((base) => apiCall(base, agent), dir, USER);
@@ -225,7 +239,7 @@ async function main(): Promise<void> {
   }
 
   console.log(
-    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${LOAD_CLIENTS} clients for ${LOAD_SECONDS} s on ${LOAD_SANDBOXES} sandboxes, ${LONG_POLL_ROUNDS} long-poll rounds, ${HOME_ROUNDS} home rounds, image ${IMAGE}, network none`,
+    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${LOAD_CLIENTS} clients for ${LOAD_SECONDS} s on ${LOAD_SANDBOXES} sandboxes, ${LONG_POLL_ROUNDS} long-poll rounds, ${IDLE_SANDBOXES} idle sandboxes of ${IDLE_MEMORY}, ${HOME_ROUNDS} home rounds, image ${IMAGE}, network none`,
   );
   row('create-to-ready', apiCreate, rawCreate);
   row('exec echo hi', apiExec, rawExecs);
@@ -262,6 +276,7 @@ async function main(): Promise<void> {
       `targets: long-poll answers within 100 ms of new output (p95 after the stdin write answered): ${met(stats(longPoll.afterStdin).p95 <= 100)}`,
     );
   }
+  if (scale) for (const line of scaleRows(scale)) console.log(line);
   if (homes) {
     row('home save 50 MB', homes.save, homes.rawUpload);
     row('home restore 50 MB', homes.restore, homes.rawDownload);
