@@ -35,7 +35,7 @@ export const envVars = z
       .string()
       .regex(ENV_NAME_PATTERN, 'must be a variable name: letters, digits, underscores')
       .refine((name) => !RESERVED_ENV.has(name), 'is set by the service'),
-    z.string(),
+    z.string().refine((value) => !value.includes('\0'), 'must not contain NUL'),
   )
   .refine(
     (vars) => Object.keys(vars).length <= MAX_ENV_ENTRIES,

@@ -41,7 +41,9 @@ function commandText(maxCommandLength: number) {
     .string()
     .min(1)
     .max(maxCommandLength)
-    .refine((command) => command.trim().length > 0, 'must not be blank');
+    .refine((command) => command.trim().length > 0, 'must not be blank')
+    // A process's arguments end at a NUL: such a command could never run as written.
+    .refine((command) => !command.includes('\0'), 'must not contain NUL');
 }
 
 const commandUser = z

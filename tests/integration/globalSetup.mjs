@@ -60,6 +60,8 @@ export default async function globalSetup() {
       MATRX_EMBEDDED_S3_DIR: join(workDir, 's3'),
       MATRX_SHUTDOWN_TIMEOUT_SECONDS: '2',
       MATRX_CONTAINER_MEMORY_LIMIT: '512m',
+      // Small, so that a test can pass it: 4 segments of 32 KiB per stream.
+      MATRX_PROCESS_OUTPUT_BYTES: String(128 * 1024),
       MATRX_CONTAINER_CPU_LIMIT: '1',
       // A second template, on the one image every run has: what is checked is the choosing.
       MATRX_SANDBOX_TEMPLATES: 'second=matrx-sandbox:latest',

@@ -13,6 +13,11 @@ import { until } from '../support/until.js';
  * With the memory registry there is no separate reconciler: the API adopts its host's sandbox
  * containers when it starts and runs the passes itself.
  */
+interface WireOutput {
+  stdout: string;
+  stdout_offset: number;
+}
+
 let workDir: string;
 let server: RunningServer | undefined;
 const hostId = `it-mem-${randomBytes(3).toString('hex')}`;
@@ -61,6 +66,39 @@ describe('the memory registry across restarts', () => {
     expect(ran.body.stdout).toBe('adopted\n');
     expect((await call('DELETE', `/sandboxes/${id}`)).status).toBe(204);
     expect(await sandboxContainers(user)).toEqual([]);
+  });
+
+  it('a background process, its output and the cwd live in the sandbox: a restarted API has them', async () => {
+    const user = testUser('proc-restart');
+    await start();
+    const created = await call<WireSandbox>('POST', '/sandboxes', { user_id: user });
+    const id = created.body.sandbox_id;
+    await call<ExecReply>('POST', `/sandboxes/${id}/exec`, { command: 'cd /tmp' });
+    const started = await call<{ process_id: string }>('POST', `/sandboxes/${id}/processes`, {
+      command: 'for i in $(seq 1 600); do echo "line $i"; sleep 0.1; done',
+    });
+    expect(started.status).toBe(201);
+    const processPath = `/sandboxes/${id}/processes/${started.body.process_id}`;
+    const before = await call<WireOutput>('GET', `${processPath}/output?wait=5`);
+    expect(before.body.stdout).toMatch(/^line 1\n/);
+
+    await start();
+    const got = await call<{ status: string; cwd: string }>('GET', processPath);
+    expect(got.body).toMatchObject({ status: 'running', cwd: '/tmp' });
+    // It went on writing while no API ran: the lines after the first read follow on.
+    const after = await call<WireOutput>(
+      'GET',
+      `${processPath}/output?stdout_offset=${before.body.stdout_offset}&wait=5`,
+    );
+    const next = Number(
+      /line (\d+)/.exec(before.body.stdout.trimEnd().split('\n').pop() ?? '')?.[1],
+    );
+    expect(after.body.stdout).toMatch(new RegExp(`^line ${next + 1}\n`));
+    const pwd = await call<ExecReply>('POST', `/sandboxes/${id}/exec`, { command: 'pwd' });
+    expect(pwd.body.stdout).toBe('/tmp\n');
+    const killed = await call<{ status: string }>('DELETE', `${processPath}?signal=KILL`);
+    expect(killed.body.status).toBe('killed');
+    expect((await call('DELETE', `/sandboxes/${id}`)).status).toBe(204);
   });
 
   it('an adopted sandbox past its maximum duration is expired and its container removed', async () => {

@@ -122,6 +122,25 @@ describe('background processes', () => {
     expect(tail.body.stdout).toBe('e\n');
   });
 
+  it('keep at most MATRX_PROCESS_OUTPUT_BYTES per stream: an offset before it reads from the first byte kept', async () => {
+    // 400 KiB of numbered lines, past the server's 128 KiB, and a character that is 2 bytes.
+    const { process_id } = await start("seq -w 1 70000 | head -c 409600; printf 'é'");
+    await readToEnd(process_id);
+    const first = await output(process_id);
+    expect(first.body.status).toBe('exited');
+    const kept = Buffer.byteLength(first.body.stdout);
+    expect(first.body.stdout_offset).toBe(409602);
+    expect(kept).toBeLessThanOrEqual(128 * 1024);
+    expect(kept).toBeGreaterThanOrEqual(64 * 1024);
+    expect(first.body.stdout.endsWith('é')).toBe(true);
+    // Starts where a segment starts: what it shows is the stream's own bytes from there.
+    const from = 409602 - kept;
+    const all = Array.from({ length: 70000 }, (_, i) => `${String(i + 1).padStart(5, '0')}\n`)
+      .join('')
+      .slice(0, 409600);
+    expect(first.body.stdout).toBe(`${all.slice(from)}é`);
+  });
+
   it('long-poll: a wait answers as soon as output comes, not at its end', async () => {
     const { process_id } = await start('sleep 1; echo late');
     const asked = Date.now();

@@ -28,6 +28,8 @@ describe('an exec request', () => {
   it('accepts an absolute cwd, env of string values and stdin', () => {
     expect(refused({ cwd: '/tmp/x y', env: { A: '1', _b: '' }, stdin: 'abc' })).toEqual([]);
     expect(refused({ cwd: '/' })).toEqual([]);
+    // stdin is bytes: NUL goes through.
+    expect(refused({ stdin: 'a\0b' })).toEqual([]);
   });
 
   it.each([
@@ -46,6 +48,8 @@ describe('an exec request', () => {
     [{ env: 'A=1' }, 'env'],
     [{ stdin: 'x'.repeat(101) }, 'stdin'],
     [{ stdin: null }, 'stdin'],
+    [{ env: { A: 'x\0y' } }, 'env'],
+    [{ command: 'echo a\0b' }, 'command'],
   ])('refuses %j with a 422 at body.%s', (body, field) => {
     const locs = refused(body);
     expect(locs.length).toBeGreaterThan(0);
