@@ -98,6 +98,11 @@ async function main(): Promise<void> {
     logFile: join(dir, 'server.log'),
     env: { ...s3.env, MATRX_DOCKER_NETWORK: 'none', MATRX_LOG_LEVEL: 'WARNING' },
   });
+  let stopping = false;
+  server.process.once('exit', (code, signal) => {
+    if (!stopping)
+      progress('server', `exited in the middle of the run: code ${code}, signal ${signal}`);
+  });
   // Enough sockets that no load client waits for one.
   const agent = new Agent({ keepAlive: true, maxSockets: LOAD_CLIENTS + 16 });
   const call = apiCall(server.baseUrl, agent);
@@ -224,10 +229,12 @@ async function main(): Promise<void> {
       });
     }
     progress('registry', 'stopping the server; 10,000 rows and 1,000 containers on Postgres');
+    stopping = true;
     await server.stop();
     registry = await benchRegistry((base) => apiCall(base, agent), dir, USER);
   } finally {
     agent.destroy();
+    stopping = true;
     await server.stop();
     await s3.close();
     const left = (
