@@ -18,7 +18,7 @@ import {
 import { benchHomes, type HomeTimings } from './benchHome.js';
 import { benchLoad, type LoadSide, type LoadTimings } from './benchLoad.js';
 import { benchLongPoll, type LongPollTimings } from './benchProcesses.js';
-import { rawCreateReady, rawExec } from './benchRaw.js';
+import { rawCreateReady, rawExec, removeContainer } from './benchRaw.js';
 import { benchRegistry, type RegistryTimings } from './benchRegistry.js';
 import { benchScale, scaleRows, type ScaleTimings } from './benchScale.js';
 import { freePort, startServer } from './serverProcess.js';
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     progress('create', 'warming up');
     const warm = await call('POST', '/sandboxes', { user_id: USER });
     await call('DELETE', `/sandboxes/${String(warm.sandbox_id)}?graceful=false`);
-    await (await rawCreateReady(docker, rawOptions(`${USER}-warm`))).remove({ force: true });
+    await removeContainer(docker, (await rawCreateReady(docker, rawOptions(`${USER}-warm`))).id);
 
     for (let i = 0; i < CREATES; i += 1) {
       let id = '';
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
           container = await rawCreateReady(docker, rawOptions(`${USER}-${i}`));
         }),
       );
-      await container?.remove({ force: true });
+      if (container) await removeContainer(docker, container.id);
       if ((i + 1) % 5 === 0) progress('create', `${i + 1}/${CREATES} on each side`);
     }
 
@@ -211,7 +211,7 @@ async function main(): Promise<void> {
       // Ending them through the API would save each home, which walks the image's files.
       progress('load', `removing the ${LOAD_SANDBOXES} sandboxes' containers`);
       await inParallel(loaded.length, async (i) => {
-        await docker.getContainer(loaded[i]?.containerId ?? '').remove({ force: true });
+        await removeContainer(docker, loaded[i]?.containerId ?? '');
       });
     }
 
@@ -241,7 +241,7 @@ async function main(): Promise<void> {
       await docker.listContainers({ all: true, filters: { label: ['matrx.user_id'] } })
     ).filter((c) => (c.Labels['matrx.user_id'] ?? '').startsWith(USER));
     await inParallel(left.length, async (i) => {
-      await docker.getContainer(left[i]?.Id ?? '').remove({ force: true });
+      await removeContainer(docker, left[i]?.Id ?? '');
     });
   }
 

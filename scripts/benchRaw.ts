@@ -12,7 +12,9 @@ export async function rawCreateReady(
   const container = await docker.createContainer({
     name: options.name,
     Image: options.image,
-    Labels: { 'matrx.sandbox_id': options.name, 'matrx.user_id': options.user },
+    // No matrx.sandbox_id: a server with the memory registry on this engine (a test's, another
+    // bench's) would take the container for an orphan of its own, adopt it and maybe end it.
+    Labels: { 'matrx.user_id': options.user },
     // The limits the API gives its sandboxes, so both sides start the same container.
     HostConfig: {
       NetworkMode: 'none',
@@ -46,4 +48,13 @@ export async function rawExec(docker: Docker, container: Docker.Container): Prom
   docker.modem.demuxStream(stream, new PassThrough().resume(), new PassThrough().resume());
   await new Promise((resolve) => stream.once('end', resolve));
   await exec.inspect();
+}
+
+/** Removes a container, killed first; one already gone is no failure. */
+export async function removeContainer(docker: Docker, id: string): Promise<void> {
+  try {
+    await docker.getContainer(id).remove({ force: true });
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  }
 }

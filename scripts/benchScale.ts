@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import { parseSize } from '../lib/domain/size.js';
 import { inParallel, progress, sleep, stats, type Call } from './benchClient.js';
-import { rawCreateReady } from './benchRaw.js';
+import { rawCreateReady, removeContainer } from './benchRaw.js';
 
 export interface ContainerMemory {
   /** The cgroup's usage less its page cache: the memory of the container's processes. */
@@ -128,7 +128,7 @@ export async function benchScale(
   // Ending them through the API would save each home, which walks the image's files: minutes.
   progress('scale', `removing the ${count} API sandboxes' containers`);
   await inParallel(count, async (i) => {
-    await docker.getContainer(containerIds[i] ?? '').remove({ force: true });
+    await removeContainer(docker, containerIds[i] ?? '');
   });
 
   progress('scale', `starting ${count} raw containers (memory ${memory})`);
@@ -157,7 +157,7 @@ export async function benchScale(
   } finally {
     progress('scale', `removing the ${count} raw containers`);
     await inParallel(rawIds.length, async (i) => {
-      await docker.getContainer(rawIds[i] ?? '').remove({ force: true });
+      await removeContainer(docker, rawIds[i] ?? '');
     });
   }
 }
