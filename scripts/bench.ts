@@ -72,6 +72,19 @@ function loadRow(name: string, side: LoadSide) {
 
 const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
 
+/** What went wrong in a phase: the run goes on with the next one, and says so at the end. */
+const failures: string[] = [];
+
+async function phase<T>(name: string, run: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await run();
+  } catch (error) {
+    failures.push(`${name}: ${String(error)}`);
+    progress(name, `FAILED, going on without it: ${String(error)}`);
+    return undefined;
+  }
+}
+
 /** Sandboxes through the API, `parallel` at a time. */
 async function createSandboxes(call: Call, count: number, parallel: number) {
   const sandboxes: { sandboxId: string; containerId: string }[] = [];
@@ -198,15 +211,14 @@ async function main(): Promise<void> {
           'long-poll',
           `a held GET .../output, then a line to stdin, ${LONG_POLL_ROUNDS} times`,
         );
-        longPoll = await benchLongPoll(
-          call,
-          loaded[0]?.sandboxId ?? '',
-          LONG_POLL_ROUNDS,
-          PAUSE_MS,
+        longPoll = await phase('long-poll', () =>
+          benchLongPoll(call, loaded[0]?.sandboxId ?? '', LONG_POLL_ROUNDS, PAUSE_MS),
         );
       }
       if (LOAD_SECONDS > 0) {
-        load = await benchLoad(call, docker, loaded, LOAD_CLIENTS, LOAD_SECONDS);
+        load = await phase('load', () =>
+          benchLoad(call, docker, loaded, LOAD_CLIENTS, LOAD_SECONDS),
+        );
       }
       // Ending them through the API would save each home, which walks the image's files.
       progress('load', `removing the ${LOAD_SANDBOXES} sandboxes' containers`);
@@ -217,21 +229,25 @@ async function main(): Promise<void> {
 
     if (HOME_ROUNDS > 0) {
       progress('homes', `${HOME_ROUNDS} rounds of save and restore`);
-      homes = await benchHomes(call, s3, USER, HOME_ROUNDS);
+      homes = await phase('homes', () => benchHomes(call, s3, USER, HOME_ROUNDS));
     }
     if (IDLE_SANDBOXES > 0) {
-      scale = await benchScale(call, docker, {
-        count: IDLE_SANDBOXES,
-        memory: IDLE_MEMORY,
-        image: IMAGE,
-        user: USER,
-        serverPid: server.process.pid ?? 0,
-      });
+      scale = await phase('scale', () =>
+        benchScale(call, docker, {
+          count: IDLE_SANDBOXES,
+          memory: IDLE_MEMORY,
+          image: IMAGE,
+          user: USER,
+          serverPid: server.process.pid ?? 0,
+        }),
+      );
     }
     progress('registry', 'stopping the server; 10,000 rows and 1,000 containers on Postgres');
     stopping = true;
     await server.stop();
-    registry = await benchRegistry((base) => apiCall(base, agent), dir, USER);
+    registry = await phase('registry', () =>
+      benchRegistry((base) => apiCall(base, agent), dir, USER),
+    );
   } finally {
     agent.destroy();
     stopping = true;
@@ -302,6 +318,8 @@ async function main(): Promise<void> {
       `targets: reconcile pass over 1,000 < 1000 ms: ${met(pass.median < 1000)} (${registry.dockerCallsPerPass} Docker call(s) per pass)`,
     );
   }
+  for (const failure of failures) console.log(`FAILED ${failure}`);
+  if (failures.length > 0) process.exitCode = 1;
 }
 
 main().catch((error: unknown) => {
