@@ -37,13 +37,15 @@ export const absolutePath = z
   .refine((path) => !path.includes('\0'), 'must not contain NUL');
 
 function commandText(maxCommandLength: number) {
-  return z
-    .string()
-    .min(1)
-    .max(maxCommandLength)
-    .refine((command) => command.trim().length > 0, 'must not be blank')
-    // A process's arguments end at a NUL: such a command could never run as written.
-    .refine((command) => !command.includes('\0'), 'must not contain NUL');
+  return (
+    z
+      .string()
+      .min(1)
+      .max(maxCommandLength)
+      .refine((command) => command.trim().length > 0, 'must not be blank')
+      // A process's arguments end at a NUL: such a command could never run as written.
+      .refine((command) => !command.includes('\0'), 'must not contain NUL')
+  );
 }
 
 const commandUser = z

@@ -193,8 +193,8 @@ describe('the command channel', () => {
         timeoutMs: 10_000,
       },
     );
-    await inspect('pkill -9 -f matrx-channel');
     const before = await channels();
+    await inspect('pkill -9 -f matrx-channel');
     await expect(orphan).rejects.toThrow(/command channel ended while the command ran/);
     const ran = await runtime.exec(containerId, request('echo back; pwd'));
     expect(ran).toMatchObject({ exitCode: 0, stdout: expect.stringMatching(/^back\n/) });

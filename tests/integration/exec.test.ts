@@ -57,4 +57,27 @@ describe('exec', () => {
     expect(killed.body.exit_code).toBe(137);
     expect(killed.body.timed_out).toBe(false);
   });
+
+  it('starts where the last command ended, takes cwd, env and stdin, and says where it ended', async () => {
+    const id = sandbox.sandbox_id;
+    expect((await exec(id, 'mkdir -p /tmp/exec-cwd && cd /tmp/exec-cwd')).body.cwd).toBe(
+      '/tmp/exec-cwd',
+    );
+    const ran = await exec(id, 'pwd; echo "$GREETING"; od -An -c', {
+      env: { GREETING: 'hello there' },
+      stdin: 'a\0b',
+    });
+    expect(ran.body).toMatchObject({
+      exit_code: 0,
+      stdout: '/tmp/exec-cwd\nhello there\n   a  \\0   b\n',
+      cwd: '/tmp/exec-cwd',
+    });
+    expect(ran.body.duration_ms).toBeGreaterThanOrEqual(0);
+    const elsewhere = await exec(id, 'pwd', { cwd: '/etc' });
+    expect(elsewhere.body).toMatchObject({ stdout: '/etc\n', cwd: '/etc' });
+    const missing = await exec(id, 'pwd', { cwd: '/no/such/dir' });
+    expect(missing.status).toBe(200);
+    expect(missing.body).toMatchObject({ exit_code: 1, stdout: '', cwd: '/etc' });
+    expect(missing.body.stderr).toContain('/no/such/dir: No such file or directory');
+  });
 });
