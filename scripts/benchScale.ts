@@ -15,8 +15,9 @@ export interface ScaleTimings {
   memory: string;
   api: ContainerMemory[];
   raw: ContainerMemory[];
-  /** Channels opened meanwhile, as /health counts them (where it does). */
-  channelsOpen: number | undefined;
+  /** GET /health's channels.open before the creates and with the sandboxes up. */
+  channelsBefore: number;
+  channelsAfter: number;
   /** The service's processes (launcher and serverless-offline), VmRSS in bytes. */
   serviceRssBefore: number;
   serviceRssAfter: number;
@@ -64,10 +65,9 @@ async function containerMemory(docker: Docker, id: string): Promise<ContainerMem
   return { bytes: memory.usage - cache, pids: pids?.current ?? 0 };
 }
 
-/** The channels /health counts, where it counts them. */
-async function openChannels(call: Call): Promise<number | undefined> {
+async function openChannels(call: Call): Promise<number> {
   const health = await call('GET', '/health');
-  return (health.channels as { open?: number } | undefined)?.open;
+  return Number((health.channels as { open?: number } | undefined)?.open);
 }
 
 /**
@@ -115,11 +115,7 @@ export async function benchScale(
     PARALLEL_CREATES,
   );
   const channelsAfter = await openChannels(call);
-  const channelsOpen =
-    channelsBefore === undefined || channelsAfter === undefined
-      ? undefined
-      : channelsAfter - channelsBefore;
-  progress('scale', `measuring (channels opened: ${channelsOpen ?? 'not in /health'})`);
+  progress('scale', `measuring (channels open: ${channelsBefore} before, ${channelsAfter} now)`);
   const serviceRssAfter = await serviceRss(options.serverPid);
   const api: ContainerMemory[] = [];
   await inParallel(count, async (i) => {
@@ -153,7 +149,16 @@ export async function benchScale(
     await inParallel(count, async (i) => {
       raw.push(await containerMemory(docker, rawIds[i] ?? ''));
     });
-    return { count, memory, api, raw, channelsOpen, serviceRssBefore, serviceRssAfter };
+    return {
+      count,
+      memory,
+      api,
+      raw,
+      channelsBefore,
+      channelsAfter,
+      serviceRssBefore,
+      serviceRssAfter,
+    };
   } finally {
     progress('scale', `removing the ${count} raw containers`);
     await inParallel(rawIds.length, async (i) => {
@@ -173,11 +178,11 @@ export function scaleRows(scale: ScaleTimings): string[] {
   const channel =
     stats(scale.api.map((s) => s.bytes)).median - stats(scale.raw.map((s) => s.bytes)).median;
   const grown = scale.serviceRssAfter - scale.serviceRssBefore;
-  const opened = scale.channelsOpen === undefined ? '' : `, ${scale.channelsOpen} channels opened`;
+  const opened = `channels.open ${scale.channelsBefore} before and ${scale.channelsAfter} after`;
   return [
     side(`${scale.count} API sandboxes`, scale.api),
     side(`${scale.count} raw containers`, scale.raw),
     `channel in the sandbox    ${mib(channel)} MiB per sandbox (median difference, limit ${scale.memory} each)`,
-    `service RSS               ${mib(scale.serviceRssBefore)} MiB before, ${mib(scale.serviceRssAfter)} MiB with the ${scale.count} sandboxes up${opened}: ${(grown / 1024 / scale.count).toFixed(0)} KiB per sandbox`,
+    `service RSS               ${mib(scale.serviceRssBefore)} MiB before, ${mib(scale.serviceRssAfter)} MiB with the ${scale.count} sandboxes up: ${(grown / 1024 / scale.count).toFixed(0)} KiB per sandbox (${opened})`,
   ];
 }
