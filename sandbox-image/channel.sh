@@ -15,7 +15,6 @@
 # so that background processes and their output outlive the channel and the orchestrator.
 set -u
 shopt -s nullglob
-umask 077
 
 readonly fallback_cwd=/home/agent
 
@@ -34,11 +33,14 @@ enter() {
   return 1
 }
 
-# The command's own shell records where it ended (printf FORMAT and a redirection), into the
-# variable `prefix`; a command that replaces its shell (exec) or sets its own EXIT trap leaves no
-# record. On the command's first line, so line numbers hold.
+# The command's own shell records where it ended (printf FORMAT and a redirection), and with a
+# third argument then signals that process (the channel), into the variable `prefix`; a command
+# that replaces its shell (exec) or sets its own EXIT trap leaves no record. On the command's first
+# line, so line numbers hold.
 cwd_trap() {
-  printf -v prefix "trap 'builtin printf %s \"\$PWD\" %s' EXIT; " "$1" "$2"
+  local notify=''
+  [[ -n ${3-} ]] && notify="; builtin kill -USR1 $3 2>/dev/null"
+  printf -v prefix "trap 'builtin printf %s \"\$PWD\" %s%s' EXIT; " "$1" "$2" "$notify"
 }
 
 # What a command's process sees, set just before it starts; anything started before this (the
@@ -99,15 +101,24 @@ case ${1-} in
     ;;
 esac
 
+# The channel's own files are private; commands get the mask a plain engine exec has.
+readonly command_umask=$(umask)
+umask 077
+
 readonly PROTOCOL=1
+readonly channel_pid=$$
 readonly user_name=$1
 readonly base=/run/matrx
 readonly state=$base/u/$UID
 readonly procs=$base/p
 
-# Stderr carries events; this one says why the channel stops.
+# Stderr carries events, written on their own descriptor: bash's own notes (a job a signal ended)
+# go to fd 2, which goes nowhere. What the channel starts must not hold the events open.
+exec {events}>&2 2>/dev/null
+
+# This event says why the channel stops.
 fail() {
-  printf 'F\0%s\0' "$1" >&2
+  printf 'F\0%s\0' "$1" >&"$events"
   exit 3
 }
 
@@ -165,15 +176,16 @@ read_env() {
 }
 
 # --- X: run a command -------------------------------------------------------------------------
-# The channel forks the command's bash itself (the one process a command costs) and follows it
-# from its loop: it reads the command's output files as they grow, keeps up to the cap of each
-# stream (past it, the file is emptied again and again, so output cannot fill the disk), and on
-# the command's end writes an event on stderr:
+# The channel forks the command's bash itself (the one process a command costs) and follows it: a
+# command's shell signals the channel (USR1) as it ends, and a ticker signals it every 50 ms while
+# commands run, for those that end without a word (exec, a signal) and to read their output files
+# as they grow. It keeps up to the cap of each stream (past it, the file is emptied again and
+# again, so output cannot fill the disk), and on the command's end writes an event on stderr:
 #   E slot exit-code cwd stdout-cut stderr-cut, then each stream as a count and its NUL-split pieces.
-# Per running command, keyed by slot: its pid, tag, files, deadline, and per stream (keyed by
-# out<slot> or err<slot>) the open file, bytes kept, and whether bytes were cut.
-declare -A cmd_pid=() cmd_tag=() cmd_files=() cmd_deadline=() cmd_started=()
-youngest_started=0 follows=0
+# Per running command, keyed by slot: its pid, tag, files, deadline, and whether it said it ends;
+# per stream (keyed by out<slot> or err<slot>) the open file, bytes kept, and whether bytes were cut.
+declare -A cmd_pid=() cmd_tag=() cmd_files=() cmd_deadline=() cmd_ending=()
+drained=0
 declare -A stream_fd=() stream_kept=() stream_cut=() stream_limit=()
 garbage=()
 
@@ -199,19 +211,19 @@ on_exec() {
   : >"$files.err"
   : >"$files.cwd"
   (
-    exec {tick}>&- <"$input" >"$files.out" 2>"$files.err"
+    exec {tick}>&- {wake}>&- {events}>&- <"$input" >"$files.out" 2>"$files.err"
     close_streams
     enter "$cwd" "$implicit" || exit 1
+    umask "$command_umask"
     command_environment "$tag" "${env[@]}"
-    cwd_trap %s ">$files.cwd"
+    cwd_trap %s ">$files.cwd" "$channel_pid"
     exec bash -c "$prefix$command"
   ) &
+  ((${#cmd_pid[@]} == 0)) && ticker_mode busy
   cmd_pid[$slot]=$!
   cmd_tag[$slot]=$tag
   cmd_files[$slot]=$files
-  cmd_started[$slot]=${EPOCHREALTIME/[.,]/}
-  youngest_started=${cmd_started[$slot]}
-  cmd_deadline[$slot]=$((cmd_started[$slot] + backstop * 1000000))
+  cmd_deadline[$slot]=$((${EPOCHREALTIME/[.,]/} + backstop * 1000000))
   local stream fd
   for stream in out err; do
     exec {fd}<"$files.$stream"
@@ -260,42 +272,66 @@ drain() {
 }
 
 # Follows the running commands: ends reported, deadlines (the backstop) enforced, and now and then
-# their output read (what a cut stream writes is thrown away there). Cheap when nothing happens: a
-# few commands run in many short ticks.
+# their output read (what a cut stream writes is thrown away there).
 follow() {
-  local slot now
-  now=${EPOCHREALTIME/[.,]/}
-  ((follows += 1))
+  local slot now=${EPOCHREALTIME/[.,]/} read_output=0
+  if ((now - drained > 30000)); then
+    read_output=1
+    drained=$now
+  fi
   for slot in "${!cmd_pid[@]}"; do
-    if ! kill -0 "${cmd_pid[$slot]}" 2>/dev/null; then
+    if ! kill -0 "${cmd_pid[$slot]}" 2>/dev/null || ends "$slot"; then
       finish "$slot"
       continue
     fi
-    if ((follows % 32 == 0)); then
+    if ((read_output)); then
       drain "out$slot"
       drain "err$slot"
     fi
     if ((now > cmd_deadline[$slot])); then
       cmd_deadline[$slot]=$((now + 1000000))
-      sweep "${cmd_tag[$slot]}" KILL </dev/null >/dev/null 2>&1 &
+      sweep "${cmd_tag[$slot]}" KILL </dev/null >/dev/null 2>&1 {events}>&- &
     fi
   done
+  ((${#cmd_pid[@]} > 0)) || ticker_mode idle
+}
+
+# True once a command that wrote where it ended (its last act) is gone, which takes moments. The
+# file is the user's to write, so the wait is short and made once; the ticker sees the rest.
+ends() {
+  local slot=$1 i
+  [[ -z ${cmd_ending[$slot]-} && -s ${cmd_files[$slot]}.cwd ]] || return 1
+  cmd_ending[$slot]=1
+  for ((i = 0; i < 20; i++)); do
+    kill -0 "${cmd_pid[$slot]}" 2>/dev/null || return 0
+    read -r -t 0.001 -u "$tick"
+  done
+  return 1
 }
 
 finish() {
-  local slot=$1 rc ended_in='' stream
-  # Its stderr is events: bash's own note on a job a signal ended goes nowhere.
-  wait "${cmd_pid[$slot]}" 2>/dev/null
-  rc=$?
+  local slot=$1 rc reaped ended_in='' stream
+  # A signal (USR1) interrupts `wait` with a status over 128; the status of a reaped child stays
+  # with bash until it is asked again.
+  while :; do
+    wait "${cmd_pid[$slot]}" 2>/dev/null
+    rc=$?
+    kill -0 "${cmd_pid[$slot]}" 2>/dev/null || break
+  done
+  if ((rc > 128)); then
+    wait "${cmd_pid[$slot]}" 2>/dev/null
+    reaped=$?
+    ((reaped != 127)) && rc=$reaped
+  fi
   drain "out$slot"
   drain "err$slot"
   IFS= read -r -d '' ended_in <"${cmd_files[$slot]}.cwd"
   [[ -n $ended_in ]] && printf '%s\0' "$ended_in" >"$state/cwd"
   printf 'E\0%s\0%s\0%s\0%s\0%s\0' "$slot" "$rc" "$ended_in" "${stream_cut[out$slot]}" \
-    "${stream_cut[err$slot]}" >&2
+    "${stream_cut[err$slot]}" >&"$events"
   for stream in out err; do
     local -n pieces=pieces_$stream$slot
-    printf '%s\0' "${#pieces[@]}" "${pieces[@]}" >&2
+    printf '%s\0' "${#pieces[@]}" "${pieces[@]}" >&"$events"
     unset -n pieces
     unset "pieces_$stream$slot"
     local fd=${stream_fd[$stream$slot]}
@@ -305,27 +341,40 @@ finish() {
   done
   garbage+=("${cmd_files[$slot]}".*)
   unset "cmd_pid[$slot]" "cmd_tag[$slot]" "cmd_files[$slot]" "cmd_deadline[$slot]" \
-    "cmd_started[$slot]"
+    "cmd_ending[$slot]"
   # One process removes the files of many commands.
   if ((${#garbage[@]} >= 64)); then
-    rm -f -- "${garbage[@]}" </dev/null >/dev/null 2>&1 &
+    rm -f -- "${garbage[@]}" </dev/null >/dev/null 2>&1 {events}>&- &
     garbage=()
   fi
 }
 
-# How long the loop waits for a request while commands run (in `interval`): short while the
-# youngest is young, so a short command is answered at once and a long one costs little.
-follow_interval() {
-  local age=$((${EPOCHREALTIME/[.,]/} - youngest_started))
-  if ((age < 50000)); then
-    interval=0.001
-  elif ((age < 1000000)); then
-    interval=0.005
-  elif ((age < 10000000)); then
-    interval=0.02
-  else
-    interval=0.05
-  fi
+# The ticker: a process of its own (`matrx-ticker` in a process list) that signals the channel
+# (pid $1) every 50 ms while it is told `busy`, and waits without a sound while `idle`. It ends
+# with the channel (its input closes).
+ticker() {
+  local channel_pid=$1 mode=idle line status
+  while :; do
+    if [[ $mode == busy ]]; then
+      IFS= read -r -t 0.05 line
+    else
+      IFS= read -r line
+    fi
+    status=$?
+    if ((status == 0)); then
+      [[ $line == busy || $line == idle ]] && mode=$line
+    elif ((status <= 128)); then
+      return
+    fi
+    [[ $mode == idle ]] || kill -USR1 "$channel_pid" 2>/dev/null || return
+  done
+}
+
+ticker_mode() {
+  [[ $1 == "$ticking" ]] && return
+  ticking=$1
+  # A ticker killed from inside the sandbox would make this write a SIGPIPE, fatal to the channel.
+  kill -0 "$ticker_pid" 2>/dev/null && printf '%s\n' "$1" >&"$wake"
 }
 
 # --- K: kill a running command's tree ------------------------------------------------------------
@@ -334,7 +383,7 @@ on_kill() {
   local tag signal
   field tag
   field signal
-  sweep "$tag" "$signal" </dev/null >/dev/null 2>&1 &
+  sweep "$tag" "$signal" </dev/null >/dev/null 2>&1 {events}>&- &
 }
 
 # --- background processes -------------------------------------------------------------------------
@@ -373,7 +422,7 @@ on_process_start() {
   printf '%s\0' "$id" "$command" "$user_name" "$cwd" "$(now_us)" "$segment" >"$dir/meta"
   umask 077
   mkfifo -- "$dir/stdin"
-  run_process </dev/null >/dev/null 2>&1 &
+  run_process </dev/null >/dev/null 2>&1 {wake}>&- {events}>&- &
   printf 'ok\0'
   emit_process "$id"
 }
@@ -412,6 +461,7 @@ run_process() {
   exec {hold}<>"$dir/stdin"
   trap 'exec {hold}>&-; : >"$dir/eof"' USR1
   if enter "$cwd" 0 2>&$err; then
+    umask "$command_umask"
     command_environment "$id" "${env[@]}"
     bash -c "$command" <"$dir/stdin" >&$out 2>&$err {out}>&- {err}>&- {hold}>&- {tick}>&- &
     child=$!
@@ -579,7 +629,7 @@ on_terminate() {
         sweep "$id" KILL
       fi
       : >"$dir/gone"
-    ) </dev/null >/dev/null 2>&1 &
+    ) </dev/null >/dev/null 2>&1 {events}>&- &
   fi
   printf 'ok\0'
   emit_process "$id"
@@ -595,19 +645,30 @@ stored_cwd=''
 [[ -f $state/cwd ]] && IFS= read -r -d '' stored_cwd <"$state/cwd"
 printf 'matrx-channel\0%s\0%s\0' "$PROTOCOL" "$stored_cwd"
 
-# Waits for a request, following the running commands meanwhile (a read with a timeout could lose
-# the byte it read as the timeout fires, so the wait is a poll and a sleep on the tick FIFO); the
-# rest of a request comes at once and is read as it comes.
-next_request() {
-  while ((${#cmd_pid[@]} > 0)) && ! read -r -t 0; do
-    follow_interval
-    read -r -t "$interval" -u "$tick"
+# A signal (USR1) says a command ended or a tick passed. Its trap runs as soon as it comes, even in
+# the middle of reading a request; while the loop handles one (`quiet`), the trap only notes it.
+quiet=0 woke=0
+on_wake() {
+  if ((quiet)); then
+    woke=1
+    return
+  fi
+  quiet=1
+  woke=1
+  while ((woke)); do
+    woke=0
     follow
   done
-  IFS= read -r -d '' op
+  quiet=0
 }
+trap on_wake USR1
+exec {wake}> >(exec bash -c "$(declare -f ticker); ticker \"\$1\"" matrx-ticker "$channel_pid" \
+  >/dev/null 2>&1 {events}>&- {tick}>&-)
+ticker_pid=$!
+ticking=idle
 
-while next_request; do
+while IFS= read -r -d '' op; do
+  quiet=1
   case $op in
     X) on_exec ;;
     K) on_kill ;;
@@ -619,7 +680,8 @@ while next_request; do
     T) on_terminate ;;
     *) fail "unknown request $op" ;;
   esac
-  ((${#cmd_pid[@]} > 0)) && follow
+  quiet=0
+  on_wake
 done
 
 # The orchestrator is gone: nothing it started waits for an answer no one reads.

@@ -80,7 +80,7 @@ afterAll(async () => {
 
 describe('the command channel', () => {
   const environment =
-    'id; pwd; echo "$HOME"; env | grep -v -e ^MATRX_EXEC_ID= -e ^_= | sort; readlink /proc/self/fd/0; ulimit -a; echo "$0 $SHLVL"';
+    'id; pwd; echo "$HOME"; env | grep -v -e ^MATRX_EXEC_ID= -e ^_= | sort; readlink /proc/self/fd/0; ulimit -a; umask; echo "$0 $SHLVL"';
 
   it('opens as soon as the sandbox is ready, as the default user', async () => {
     await until('the agent channel runs', async () => (await channels()).length === 1, {

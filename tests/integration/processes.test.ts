@@ -99,13 +99,13 @@ describe('background processes', () => {
     expect(ended.body.ended_at).not.toBeNull();
   });
 
-  it('start in the cwd and with the env they are given', async () => {
-    const process = await start('echo "$GREETING"; pwd', {
+  it('start in the cwd and with the env they are given, with the umask of a plain exec', async () => {
+    const process = await start('echo "$GREETING"; pwd; umask', {
       cwd: '/tmp',
       env: { GREETING: 'hello' },
     });
     expect(process.cwd).toBe('/tmp');
-    expect((await readToEnd(process.process_id)).stdout).toBe('hello\n/tmp\n');
+    expect((await readToEnd(process.process_id)).stdout).toBe('hello\n/tmp\n0022\n');
   });
 
   it('answer from the offsets asked, and nothing past the end', async () => {
