@@ -210,18 +210,30 @@ on_exec() {
   : >"$files.out"
   : >"$files.err"
   : >"$files.cwd"
-  (
-    exec {tick}>&- {wake}>&- {events}>&- <"$input" >"$files.out" 2>"$files.err"
-    close_streams
-    enter "$cwd" "$implicit" || exit 1
-    umask "$command_umask"
-    command_environment "$tag" "${env[@]}"
-    cwd_trap %s ">$files.cwd" "$channel_pid"
-    exec bash -c "$prefix$command"
-  ) &
   ((${#cmd_pid[@]} == 0)) && ticker_mode busy
-  cmd_pid[$slot]=$!
-  cmd_tag[$slot]=$tag
+  if [[ -n $spare_fd ]] && ! needs_fresh_shell "$command"; then
+    printf '%s\0' "$files" "$input" "$cwd" "$implicit" "$channel_pid" "${env[@]}" "$command" \
+      >"$files.x"
+    printf '%s' "$spare_tag" >"$files.alias"
+    printf '%s\0' "$files.x" >&"$spare_fd"
+    exec {spare_fd}>&-
+    spare_fd=''
+    cmd_pid[$slot]=$spare_pid
+    cmd_tag[$slot]=$spare_tag
+  else
+    (
+      exec {tick}>&- {wake}>&- {events}>&- <"$input" >"$files.out" 2>"$files.err"
+      close_private
+      enter "$cwd" "$implicit" || exit 1
+      umask "$command_umask"
+      command_environment "$tag" "${env[@]}"
+      cwd_trap %s ">$files.cwd" "$channel_pid"
+      exec bash -c "$prefix$command"
+    ) &
+    cmd_pid[$slot]=$!
+    cmd_tag[$slot]=$tag
+  fi
+  last_exec=${EPOCHREALTIME/[.,]/}
   cmd_files[$slot]=$files
   cmd_deadline[$slot]=$((${EPOCHREALTIME/[.,]/} + backstop * 1000000))
   local stream fd
@@ -235,10 +247,64 @@ on_exec() {
   done
 }
 
-# The output files other commands are read from are not this command's.
-close_streams() {
+# The output files other commands are read from, and the spare's input, are not this command's.
+close_private() {
   local fd
   for fd in "${stream_fd[@]}"; do [[ -n $fd ]] && exec {fd}<&-; done
+  [[ -z $spare_fd ]] || exec {spare_fd}>&-
+}
+
+# --- spares ---------------------------------------------------------------------------------------
+# A command's shell is started ahead (a spare): the fork and `exec` of a bash are the cost of a
+# command, and a spare takes them off its way. The spare waits on a pipe for the path of a file
+# that holds the command (files, stdin, cwd, implicit, the channel's pid, env entries, command),
+# then does what the forked path does (streams, cwd, env, the EXIT trap on the command's line) and
+# runs the command with `eval` on its first line, so line numbers and messages are those of
+# `bash -c`; a command bash cannot parse takes a plain `bash -c` itself, for its exact message
+# (and, as its first line never runs, no record of its cwd: the ticker sees its end). Its tag
+# was set when it started: the command's own tag names it in `x<tag>.alias`. bash 5.1 or later
+# (it waits for any process substitution); older ones fork every command.
+spare_fd='' spare_pid='' spare_tag='' spare_count=0 last_exec=0
+spares=0
+((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))) && spares=1
+# One line: the line numbers of the command are counted from it.
+printf -v spare_boot '%s' \
+  'IFS= read -r -d "" __m_f || exit 0; mapfile -d "" -t __m_a <"$__m_f"; ' \
+  'exec <"${__m_a[1]}" >"${__m_a[0]}.out" 2>"${__m_a[0]}.err"; __m_c=${__m_a[-1]}; ' \
+  'if ! cd -- "${__m_a[2]}" 2>/dev/null; then if [[ ${__m_a[3]} == 1 ]]; then ' \
+  "cd -- $fallback_cwd 2>/dev/null || cd /; else __m_w='Permission denied'; " \
+  "if [[ ! -e \${__m_a[2]} ]]; then __m_w='No such file or directory'; " \
+  "elif [[ ! -d \${__m_a[2]} ]]; then __m_w='Not a directory'; fi; " \
+  "printf 'bash: cd: %s: %s\\n' \"\${__m_a[2]}\" \"\$__m_w\" >&2; exit 1; fi; fi; " \
+  'unset OLDPWD; export OLDPWD; for __m_e in "${__m_a[@]:5:${#__m_a[@]}-6}"; do export "$__m_e"; done; ' \
+  "printf -v __m_t \"trap 'builtin printf %%s \\\"\\\$PWD\\\" >%s.cwd; builtin kill -USR1 %s 2>/dev/null' EXIT; \" " \
+  '"${__m_a[0]}" "${__m_a[4]}"; ' \
+  'if ! eval $'"'"'__m_p() {\n'"'"'"$__m_c"$'"'"'\n}'"'"' 2>/dev/null; then exec bash -c "$__m_c"; fi; ' \
+  'unset -f __m_p; eval "unset -v __m_f __m_a __m_c __m_w __m_e __m_t; $__m_t$__m_c"'
+readonly spare_boot
+
+make_spare() {
+  ((spares)) && [[ -z $spare_fd ]] || return 0
+  spare_count=$((spare_count + 1))
+  spare_tag=s$channel_pid.$spare_count
+  exec {spare_fd}> >(
+    exec {tick}>&- {wake}>&- {events}>&- >/dev/null 2>/dev/null
+    close_private
+    umask "$command_umask"
+    command_environment "$spare_tag"
+    # Made from a signal's trap in the middle of `IFS= read`, whose IFS is exported meanwhile; the
+    # new bash sets its own.
+    unset IFS
+    exec bash -c "$spare_boot" bash
+  )
+  spare_pid=$!
+}
+
+# Commands that look at how their shell was started, or trace it, get a fresh `bash -c`: in a
+# spare they would see its start (the execution string, /proc) and one more level of trace.
+needs_fresh_shell() {
+  [[ $1 == *BASH_EXECUTION_STRING* || $1 == *xtrace* || $1 == *'set -'*x* || $1 == */proc/* ||
+    $1 == *BASH_COMMAND* || $1 == *PS4* || $1 == *SHELLOPTS* || $1 == *BASH_XTRACEFD* ]]
 }
 
 # Reads what a stream's file gained since the last look: NUL-split pieces, the last one open.
@@ -383,6 +449,7 @@ on_kill() {
   local tag signal
   field tag
   field signal
+  [[ -f $state/x$tag.alias ]] && IFS= read -r tag <"$state/x$tag.alias"
   sweep "$tag" "$signal" </dev/null >/dev/null 2>&1 {events}>&- &
 }
 
@@ -422,7 +489,10 @@ on_process_start() {
   printf '%s\0' "$id" "$command" "$user_name" "$cwd" "$(now_us)" "$segment" >"$dir/meta"
   umask 077
   mkfifo -- "$dir/stdin"
-  run_process </dev/null >/dev/null 2>&1 {wake}>&- {events}>&- &
+  (
+    close_private
+    run_process
+  ) </dev/null >/dev/null 2>&1 {wake}>&- {events}>&- &
   printf 'ok\0'
   emit_process "$id"
 }
@@ -659,6 +729,10 @@ on_wake() {
     woke=0
     follow
   done
+  # Not while a command just sent may be about to end: its answer would wait for the fork.
+  if [[ -z $spare_fd ]] && ((${#cmd_pid[@]} == 0 || ${EPOCHREALTIME/[.,]/} - last_exec > 20000)); then
+    make_spare
+  fi
   quiet=0
 }
 trap on_wake USR1
@@ -666,6 +740,7 @@ exec {wake}> >(exec bash -c "$(declare -f ticker); ticker \"\$1\"" matrx-ticker 
   >/dev/null 2>&1 {events}>&- {tick}>&-)
 ticker_pid=$!
 ticking=idle
+make_spare
 
 while IFS= read -r -d '' op; do
   quiet=1

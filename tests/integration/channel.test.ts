@@ -45,6 +45,30 @@ async function inspect(command: string, user = 'root'): Promise<string> {
   return Buffer.concat(chunks).toString();
 }
 
+/** `bash -c COMMAND` in an engine exec of its own, stdin closed: what a channel must match. */
+async function engineExec(command: string, user: string, cwd: string) {
+  const exec = await docker.getContainer(containerId).exec({
+    Cmd: ['bash', '-c', command],
+    User: user,
+    WorkingDir: cwd,
+    AttachStdout: true,
+    AttachStderr: true,
+  });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const streams = { stdout: new PassThrough(), stderr: new PassThrough() };
+  const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  streams.stdout.on('data', (chunk: Buffer) => chunks.stdout.push(chunk));
+  streams.stderr.on('data', (chunk: Buffer) => chunks.stderr.push(chunk));
+  docker.modem.demuxStream(stream, streams.stdout, streams.stderr);
+  await new Promise((resolve) => stream.once('end', resolve));
+  const { ExitCode } = await exec.inspect();
+  return {
+    stdout: Buffer.concat(chunks.stdout).toString(),
+    stderr: Buffer.concat(chunks.stderr).toString(),
+    exitCode: ExitCode,
+  };
+}
+
 /** The channels running in the sandbox, as `user pid`. */
 async function channels(): Promise<string[]> {
   const listed = await inspect("ps -eo user=,pid=,args= | grep '[m]atrx-channel' || true");
@@ -101,6 +125,31 @@ describe('the command channel', () => {
       expect(ran.stdout).toBe(own);
     }
     expect(await channels()).toHaveLength(2);
+  });
+
+  it('runs a command in a shell started ahead with what a fresh bash -c gives: environment, messages, line numbers', async () => {
+    const spare = 'ps -o args= -p $$ | grep -c __m_f';
+    const commands = [
+      'id; pwd; echo "$HOME"; env | grep -v -e ^MATRX_EXEC_ID= -e ^_= | sort; cat; ulimit -a; umask; echo "$0 $SHLVL $- $#"',
+      'nosuch-command; echo "$? $LINENO"',
+      'echo one\nfalse\necho "$LINENO $_"; return 3',
+      'local x=1; shift; echo "${FUNCNAME[@]-none} $(caller || echo top)"; exit 5',
+      'if then',
+      'cat <<END\nno end',
+    ];
+    for (const user of ['agent', 'root']) {
+      // After a pause, so that the channel has its spare.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const took = await runtime.exec(containerId, request(spare, { user, cwd: '/home/agent' }));
+      expect(took.stdout).toBe('1\n');
+      for (const command of commands) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const own = await engineExec(command, user, '/home/agent');
+        const ran = await runtime.exec(containerId, request(command, { user, cwd: '/home/agent' }));
+        const { stdout, stderr, exitCode } = ran;
+        expect({ command, user, stdout, stderr, exitCode }).toEqual({ command, user, ...own });
+      }
+    }
   });
 
   it('keeps the cwd between commands, reports it, and takes cwd, env and stdin', async () => {
