@@ -79,6 +79,11 @@ export interface ExecRequest {
   env?: Record<string, string>;
   /** Fed to the command; without it stdin is /dev/null. */
   stdin?: string;
+  /**
+   * An operation of the service's own (a file operation): it starts where the sandbox's commands
+   * do, and where it ends does not move the sandbox's cwd.
+   */
+  keepCwd?: boolean;
 }
 
 export interface ExecResult {

@@ -18,12 +18,13 @@ shopt -s nullglob
 
 readonly fallback_cwd=/home/agent
 
-# Enters the directory a command starts in. An implicit one (the sandbox's last cwd) that has
-# gone is replaced; an explicit one that cannot be entered fails the command, as a shell would.
+# Enters the directory a command starts in. An implicit one (1: the sandbox's last cwd; 2: the
+# same, for a command whose end must not move it) that has gone is replaced; an explicit one (0)
+# that cannot be entered fails the command, as a shell would.
 enter() {
   local dir=$1 implicit=$2
   cd -- "$dir" 2>/dev/null && return 0
-  if [[ $implicit == 1 ]]; then
+  if [[ $implicit != 0 ]]; then
     cd -- "$fallback_cwd" 2>/dev/null || cd /
     return 0
   fi
@@ -182,9 +183,10 @@ read_env() {
 # as they grow. It keeps up to the cap of each stream (past it, the file is emptied again and
 # again, so output cannot fill the disk), and on the command's end writes an event on stderr:
 #   E slot exit-code cwd stdout-cut stderr-cut, then each stream as a count and its NUL-split pieces.
-# Per running command, keyed by slot: its pid, tag, files, deadline, and whether it said it ends;
+# Per running command, keyed by slot: its pid, tag, files, deadline, whether it said it ends and
+# whether where it ended is kept from the sandbox (the service's own operations);
 # per stream (keyed by out<slot> or err<slot>) the open file, bytes kept, and whether bytes were cut.
-declare -A cmd_pid=() cmd_tag=() cmd_files=() cmd_deadline=() cmd_ending=()
+declare -A cmd_pid=() cmd_tag=() cmd_files=() cmd_deadline=() cmd_ending=() cmd_keep=()
 drained=0
 declare -A stream_fd=() stream_kept=() stream_cut=() stream_limit=()
 garbage=()
@@ -234,6 +236,7 @@ on_exec() {
     cmd_tag[$slot]=$tag
   fi
   last_exec=${EPOCHREALTIME/[.,]/}
+  [[ $implicit == 2 ]] && cmd_keep[$slot]=1
   cmd_files[$slot]=$files
   cmd_deadline[$slot]=$((${EPOCHREALTIME/[.,]/} + backstop * 1000000))
   local stream fd
@@ -271,7 +274,7 @@ spares=0
 printf -v spare_boot '%s' \
   'IFS= read -r -d "" __m_f || exit 0; mapfile -d "" -t __m_a <"$__m_f"; ' \
   'exec <"${__m_a[1]}" >"${__m_a[0]}.out" 2>"${__m_a[0]}.err"; __m_c=${__m_a[-1]}; ' \
-  'if ! cd -- "${__m_a[2]}" 2>/dev/null; then if [[ ${__m_a[3]} == 1 ]]; then ' \
+  'if ! cd -- "${__m_a[2]}" 2>/dev/null; then if [[ ${__m_a[3]} != 0 ]]; then ' \
   "cd -- $fallback_cwd 2>/dev/null || cd /; else __m_w='Permission denied'; " \
   "if [[ ! -e \${__m_a[2]} ]]; then __m_w='No such file or directory'; " \
   "elif [[ ! -d \${__m_a[2]} ]]; then __m_w='Not a directory'; fi; " \
@@ -391,7 +394,7 @@ finish() {
   fi
   drain "out$slot"
   drain "err$slot"
-  IFS= read -r -d '' ended_in <"${cmd_files[$slot]}.cwd"
+  [[ -n ${cmd_keep[$slot]-} ]] || IFS= read -r -d '' ended_in <"${cmd_files[$slot]}.cwd"
   [[ -n $ended_in ]] && printf '%s\0' "$ended_in" >"$state/cwd"
   printf 'E\0%s\0%s\0%s\0%s\0%s\0' "$slot" "$rc" "$ended_in" "${stream_cut[out$slot]}" \
     "${stream_cut[err$slot]}" >&"$events"
@@ -407,7 +410,7 @@ finish() {
   done
   garbage+=("${cmd_files[$slot]}".*)
   unset "cmd_pid[$slot]" "cmd_tag[$slot]" "cmd_files[$slot]" "cmd_deadline[$slot]" \
-    "cmd_ending[$slot]"
+    "cmd_ending[$slot]" "cmd_keep[$slot]"
   # One process removes the files of many commands.
   if ((${#garbage[@]} >= 64)); then
     rm -f -- "${garbage[@]}" </dev/null >/dev/null 2>&1 {events}>&- &

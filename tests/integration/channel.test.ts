@@ -180,6 +180,13 @@ describe('the command channel', () => {
     expect(after.exitCode).toBe(0);
   });
 
+  it("runs the service's own operations where the sandbox is, without moving its cwd", async () => {
+    await runtime.exec(containerId, request('cd /usr'));
+    const own = await runtime.exec(containerId, request('pwd; cd /etc', { keepCwd: true }));
+    expect(own).toMatchObject({ stdout: '/usr\n', cwd: '/usr' });
+    expect(await runtime.exec(containerId, request('pwd'))).toMatchObject({ stdout: '/usr\n' });
+  });
+
   it('passes stdout, stderr, exit codes, binary bytes and caps through unchanged', async () => {
     const ran = await runtime.exec(
       containerId,

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ExecRequest, ExecResult } from '../../ports.js';
 import { CappedOutput } from './cappedOutput.js';
-import type { StartDir } from './channel/channel.js';
+import { startField, type StartDir } from './channel/channel.js';
 import { CHANNEL_SCRIPT, SCRIPT_NAME } from './channel/script.js';
 import { toServiceError } from './dockerErrors.js';
 
@@ -131,7 +131,7 @@ export async function execOnce(
       SCRIPT_NAME,
       '--once',
       start.cwd,
-      start.implicit ? '1' : '0',
+      String(startField(start)),
       String(backstopSeconds(request.timeoutSeconds)),
       request.command,
     ],

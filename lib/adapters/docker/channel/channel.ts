@@ -25,6 +25,14 @@ export interface StartDir {
   cwd: string;
   /** True when it is the sandbox's last cwd rather than the caller's: gone, it is replaced. */
   implicit: boolean;
+  /** Where the command ends is not recorded: it does not move the sandbox's cwd. */
+  kept?: boolean;
+}
+
+/** The start's field of a request: 0 explicit, 1 implicit, 2 implicit and not recorded. */
+export function startField(start: StartDir): 0 | 1 | 2 {
+  if (!start.implicit) return 0;
+  return start.kept ? 2 : 1;
 }
 
 export interface ProcessSegments {
@@ -169,7 +177,7 @@ export class Channel {
         slot,
         tag,
         start.cwd,
-        start.implicit ? 1 : 0,
+        startField(start),
         backstopSeconds,
         request.maxOutputBytes,
         ...envFields(request.env),

@@ -88,7 +88,9 @@ export class Channels {
 
   async exec(containerId: string, request: ExecRequest): Promise<ExecResult> {
     const sandbox = this.#sandbox(containerId);
-    const start = this.#startDir(sandbox, request.cwd);
+    const start = request.keepCwd
+      ? { ...this.#startDir(sandbox, undefined), kept: true }
+      : this.#startDir(sandbox, request.cwd);
     const channel = await this.#channelOrFallback(containerId, request.user);
     const result = channel
       ? await channel.exec(request, start, backstopSeconds(request.timeoutSeconds))
@@ -96,7 +98,7 @@ export class Channels {
           execOnce(this.docker, containerId, request, start),
         );
     // A command that left no record (it failed to start, or replaced its shell) moves nothing.
-    if (result.cwd) sandbox.cwd = result.cwd;
+    if (result.cwd && !start.kept) sandbox.cwd = result.cwd;
     return { ...result, cwd: sandbox.cwd ?? FIRST_CWD };
   }
 
