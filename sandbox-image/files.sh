@@ -169,8 +169,9 @@ op_unpack() {
 op_remove() { rm -f -- "$@"; }
 
 # Matches as path NUL line:text lines, the files in byte order of their paths and the lines in
-# order, at most MAX+1 of them: ripgrep where the image has it, grep otherwise, both PCRE on bytes
-# and binary files read as text, so the two answer the same.
+# order, at most MAX+1 of them: ripgrep where the image has it, grep otherwise. Both get the same
+# files (find's, sorted), both match PCRE on bytes and read binary files as text, so the two answer
+# the same.
 op_search() {
   local root=$1 glob=$2 ignore_case=$3 max=$4 pattern=$5
   [[ -e $root ]] || { unreachable "$root"; return; }
@@ -185,7 +186,8 @@ op_search() {
   [[ $ignore_case == 1 ]] && flags=(-i)
   local -a search=(grep -P -a -Z -n -H "${flags[@]}" -e "$pattern" --)
   local engine=grep
-  if type -P rg >/dev/null; then
+  # MATRX_SEARCH_ENGINE=grep (in the sandbox's env) takes the fallback where rg is there too.
+  if [[ ${MATRX_SEARCH_ENGINE-} != grep ]] && type -P rg >/dev/null; then
     engine=rg
     search=(rg -P --no-unicode -a -j1 --no-config --null -n -H --no-heading --color never
       "${flags[@]}" -e "$pattern" --)
