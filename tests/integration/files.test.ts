@@ -152,7 +152,8 @@ describe('permissions are the container user', () => {
   });
 
   it('reads respect permissions: a root-only file or folder is a 403 for agent', async () => {
-    for (const path of ['/etc/matrx-x', '/root/.bashrc', '/etc/shadow']) {
+    await shell('mkdir -m 700 /srv/private && echo s > /srv/private/f', { user: 'root' });
+    for (const path of ['/etc/matrx-x', '/srv/private/f', '/etc/shadow']) {
       const read = await readFile(path);
       expect([path, read.status]).toEqual([path, 403]);
       expect(detailOf(read)).toBe(`Permission denied: ${path}`);
