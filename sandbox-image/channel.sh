@@ -306,8 +306,9 @@ make_spare() {
 # Commands that look at how their shell was started, or trace it, get a fresh `bash -c`: in a
 # spare they would see its start (the execution string, /proc) and one more level of trace.
 needs_fresh_shell() {
-  [[ $1 == *BASH_EXECUTION_STRING* || $1 == *xtrace* || $1 == *'set -'*x* || $1 == */proc/* ||
-    $1 == *BASH_COMMAND* || $1 == *PS4* || $1 == *SHELLOPTS* || $1 == *BASH_XTRACEFD* ]]
+  [[ $1 == *BASH_EXECUTION_STRING* || $1 == *xtrace* || $1 == */proc/* || $1 == *BASH_COMMAND* ||
+    $1 == *PS4* || $1 == *SHELLOPTS* || $1 == *BASH_XTRACEFD* ||
+    $1 =~ (^|[^[:alnum:]_])set[[:space:]]+[-+][[:alpha:]]*x ]]
 }
 
 # Reads what a stream's file gained since the last look: NUL-split pieces, the last one open.

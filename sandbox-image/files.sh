@@ -6,7 +6,6 @@
 # notempty, other, invalid), then the operation's fields. Bytes never pass through here: the
 # orchestrator moves them with the engine's archive calls, into and out of the user's own staging
 # folder /run/matrx/f/<uid>/ (its parent is root's, 0711, so no one else can reach or replace it).
-trap - EXIT
 set -u
 export LC_ALL=C
 umask 022
@@ -82,8 +81,7 @@ op_check_read() {
 # staged file goes on any failure, and the old file stays.
 op_commit() {
   local stage=$1 target=$2 mode=$3
-  # shellcheck disable=SC2064 # the path is fixed now
-  trap "rm -f -- '$stage'" EXIT
+  staged=$stage
   parents "$target" || return
   local parent=${target%/*}
   parent=${parent:-/}
@@ -155,8 +153,7 @@ op_pack() {
 
 op_unpack() {
   local stage=$1 path=$2
-  # shellcheck disable=SC2064 # the path is fixed now
-  trap "rm -f -- '$stage'" EXIT
+  staged=$stage
   if [[ ! -d $path ]]; then
     [[ -e $path ]] && { answer notdir; return; }
     run mkdir -p -- "$path" || return
@@ -197,8 +194,14 @@ op_search() {
     xargs -0 -r "${search[@]}" 2>/dev/null | head -n "$((max + 1))"
 }
 
+# The command's EXIT trap is the channel's (it tells the channel the command ended), so a staged
+# file is removed here, after the operation, whatever its outcome (a command killed on its timeout
+# leaves it in the user's staging folder, which only the user and root can read).
 matrx_files() {
-  local op=$1
+  local op=$1 staged=''
   shift
   "op_$op" "$@"
+  local status=$?
+  [[ -n $staged && -e $staged ]] && rm -f -- "$staged"
+  return $status
 }

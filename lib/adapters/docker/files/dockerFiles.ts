@@ -177,8 +177,9 @@ export class DockerFiles implements SandboxFiles {
 
   async #lookUpIds(containerId: string, user: string): Promise<Ids> {
     const result = await this.options.exec(containerId, {
-      command: 'trap - EXIT; id -u; id -g',
+      command: 'id -u; id -g',
       user,
+      keepCwd: true,
       timeoutSeconds: OPERATION_TIMEOUT_SECONDS,
       maxOutputBytes: 1024,
     });
@@ -239,6 +240,7 @@ export class DockerFiles implements SandboxFiles {
     const result = await this.options.exec(containerId, {
       command: fileCommand(operation, ...args),
       user,
+      keepCwd: true,
       timeoutSeconds: OPERATION_TIMEOUT_SECONDS,
       maxOutputBytes: ANSWER_BYTES,
     });
