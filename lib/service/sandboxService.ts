@@ -1,10 +1,8 @@
 import {
   ACTIVE_STATUSES,
-  COLD_PATH,
   CREATED_AT_LABEL,
   expiryOf,
   HOST_ID_LABEL,
-  HOT_PATH,
   IDLE_LABEL,
   newSandbox,
   SANDBOX_ID_LABEL,
@@ -29,6 +27,7 @@ import type {
   SandboxStore,
   StatusChange,
 } from '../ports.js';
+import { hostEnv, identityEnv } from './containerEnv.js';
 import type { SandboxEnding } from './ending.js';
 import type { HomeSync } from './homeSync.js';
 import { commandFingerprint } from './commandLog.js';
@@ -36,6 +35,7 @@ import type { InFlight } from './inFlight.js';
 import { inContainer, type SandboxAccess } from './sandboxAccess.js';
 import { sandboxLog } from './sandboxLog.js';
 import { moveStatus } from './statusMoves.js';
+import type { WarmPool } from './warmPool.js';
 
 export interface SandboxServiceSettings {
   hostId: string;
@@ -47,6 +47,8 @@ export interface SandboxServiceSettings {
   readyTimeoutSeconds: number;
   defaultCommandTimeoutSeconds: number;
   maxOutputBytes: number;
+  /** Tests only (MATRX_TEST_CLAIM_PAUSE_MS): a claim waits this long after its rename. */
+  claimPauseMs: number;
 }
 
 export interface ExecCommand {
@@ -75,6 +77,8 @@ export class SandboxService {
     private readonly homes: HomeSync | null,
     private readonly settings: SandboxServiceSettings,
     private readonly logger: Logger,
+    /** Ready containers waiting for a create; null when this process keeps no pool. */
+    private readonly pool: WarmPool | null = null,
   ) {}
 
   /** Answers once the sandbox is ready, or failed; Docker's own failures go up as they are. */
@@ -99,6 +103,14 @@ export class SandboxService {
     const log = sandboxLog(this.logger, sandbox);
     let containerId: string | null = null;
     try {
+      containerId = await this.#fromPool(sandbox, config);
+      if (containerId) {
+        if (this.homes)
+          log.info('home restored', { files: await this.homes.restore(userId, containerId) });
+        await this.#move(sandboxId, { status: 'starting', containerId }, 'pool container claimed');
+        log.info('sandbox ready', { from_pool: true });
+        return await this.#move(sandboxId, { status: 'ready' }, 'pool container set up');
+      }
       containerId = await this.runtime.create(this.#containerSpec(sandbox, config));
       if (this.homes)
         log.info('home restored', { files: await this.homes.restore(userId, containerId) });
@@ -138,6 +150,50 @@ export class SandboxService {
         () => undefined,
       );
       throw error;
+    }
+  }
+
+  /**
+   * Takes a ready pool container, when the pool can serve this config, and makes it the
+   * sandbox's: renamed to its id (the claim), its limits and identity set. Null when there is
+   * none to take or the claim did not work out (then the sandbox is created as without a pool).
+   */
+  async #fromPool(sandbox: Sandbox, config: ResolvedConfig): Promise<string | null> {
+    const member = this.pool?.canServe(config) ? this.pool.take() : undefined;
+    if (!this.pool || !member) return null;
+    const log = sandboxLog(this.logger, sandbox);
+    let containerId: string | null;
+    try {
+      containerId = await this.runtime.claimPoolContainer(member.name, sandbox.sandboxId);
+    } finally {
+      this.pool.release(member);
+    }
+    if (!containerId) {
+      log.warn('pool container gone before its claim: creating one', { pool_name: member.name });
+      return null;
+    }
+    log.info('pool container claimed', { pool_name: member.name, container_id: containerId });
+    if (this.settings.claimPauseMs > 0) await delay(this.settings.claimPauseMs);
+    try {
+      await this.runtime.assignSandbox(
+        containerId,
+        {
+          sandboxId: sandbox.sandboxId,
+          userId: sandbox.userId,
+          createdAt: sandbox.createdAt,
+          template: config.template,
+          ttlSeconds: config.ttlSeconds,
+          idleTimeoutSeconds: config.idleTimeoutSeconds,
+          env: identityEnv(sandbox, config.env),
+        },
+        this.pool.limitsFor(config),
+      );
+      return containerId;
+    } catch (error) {
+      log.warn('claimed pool container could not be set up: creating one', { error });
+      // It never ran a command of the user's: nothing of theirs goes with it.
+      await this.runtime.remove(containerId);
+      return null;
     }
   }
 
@@ -257,20 +313,14 @@ export class SandboxService {
         [TTL_LABEL]: String(config.ttlSeconds),
         [IDLE_LABEL]: String(config.idleTimeoutSeconds),
       },
-      env: {
-        // The caller's first: the service's own names are refused in a config, and win anyway.
-        ...config.env,
-        SANDBOX_ID: sandbox.sandboxId,
-        USER_ID: sandbox.userId,
-        S3_BUCKET: settings.s3Bucket,
-        S3_REGION: settings.s3Region,
-        HOT_PATH,
-        COLD_PATH,
-        SHUTDOWN_TIMEOUT_SECONDS: String(settings.shutdownTimeoutSeconds),
-      },
+      env: { ...identityEnv(sandbox, config.env), ...hostEnv(settings) },
       cpuLimit: config.cpu,
       memoryLimitBytes: config.memoryBytes,
       network: config.network,
     };
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
