@@ -207,9 +207,9 @@ export interface ContainerRuntime {
   imageId(image: string): Promise<string>;
   /**
    * Claims a pool container by renaming it to the sandbox's id, in one atomic engine call;
-   * null when it is gone or another claim took it first.
+   * false when it is gone or another claim took it first.
    */
-  claimPoolContainer(poolName: string, sandboxId: string): Promise<string | null>;
+  claimPoolContainer(poolName: string, sandboxId: string): Promise<boolean>;
   /**
    * Makes a claimed pool container the sandbox's: its limits, and the identity record from which
    * its commands get their environment and a restarted service its user. Opens its channel.

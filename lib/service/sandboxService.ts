@@ -105,28 +105,34 @@ export class SandboxService {
     try {
       containerId = await this.#fromPool(sandbox, config);
       if (containerId) {
-        if (this.homes)
-          log.info('home restored', { files: await this.homes.restore(userId, containerId) });
         await this.#move(sandboxId, { status: 'starting', containerId }, 'pool container claimed');
         log.info('sandbox ready', { from_pool: true });
         return await this.#move(sandboxId, { status: 'ready' }, 'pool container set up');
       }
-      containerId = await this.runtime.create(this.#containerSpec(sandbox, config));
-      if (this.homes)
-        log.info('home restored', { files: await this.homes.restore(userId, containerId) });
-      await this.#move(sandboxId, { status: 'starting', containerId }, 'container created');
-      const started = performance.now();
-      const outcome = await this.runtime.startAndWaitReady(
-        containerId,
-        this.settings.readyTimeoutSeconds * 1000,
-        () => log.info('container started', { container_id: containerId }),
-      );
-      if (outcome.ready) {
-        log.info('sandbox ready', { ready_ms: Math.round(performance.now() - started) });
+      const outcome = await this.#creatingOwn(async () => {
+        const created = await this.runtime.create(this.#containerSpec(sandbox, config));
+        containerId = created;
+        if (this.homes)
+          log.info('home restored', { files: await this.homes.restore(userId, created) });
+        await this.#move(
+          sandboxId,
+          { status: 'starting', containerId: created },
+          'container created',
+        );
+        const started = performance.now();
+        const ready = await this.runtime.startAndWaitReady(
+          created,
+          this.settings.readyTimeoutSeconds * 1000,
+          () => log.info('container started', { container_id: created }),
+        );
+        if (ready.ready)
+          log.info('sandbox ready', { ready_ms: Math.round(performance.now() - started) });
+        return ready;
+      });
+      if (outcome.ready)
         return await this.#move(sandboxId, { status: 'ready' }, 'ready marker seen');
-      }
       log.warn('sandbox failed to become ready', { reason: outcome.reason });
-      await this.runtime.remove(containerId);
+      if (containerId) await this.runtime.remove(containerId);
       return await this.#move(
         sandboxId,
         { status: 'failed', lastError: outcome.reason },
@@ -153,27 +159,38 @@ export class SandboxService {
     }
   }
 
+  /** A create that starts its own container: the pool's top-up waits for it. */
+  #creatingOwn<T>(create: () => Promise<T>): Promise<T> {
+    return this.pool ? this.pool.whileCreating(create) : create();
+  }
+
   /**
    * Takes a ready pool container, when the pool can serve this config, and makes it the
-   * sandbox's: renamed to its id (the claim), its limits and identity set. Null when there is
-   * none to take or the claim did not work out (then the sandbox is created as without a pool).
+   * sandbox's: renamed to its id (the claim), then its limits and identity set while the user's
+   * home is restored. Null when there is none to take or it cannot be set up (then the sandbox is
+   * created as without a pool); a failed restore fails the create, as it would without a pool.
    */
   async #fromPool(sandbox: Sandbox, config: ResolvedConfig): Promise<string | null> {
     const member = this.pool?.canServe(config) ? this.pool.take() : undefined;
     if (!this.pool || !member) return null;
     const log = sandboxLog(this.logger, sandbox);
-    let containerId: string | null;
+    let claimed: boolean;
     try {
-      containerId = await this.runtime.claimPoolContainer(member.name, sandbox.sandboxId);
+      claimed = await this.runtime.claimPoolContainer(member.name, sandbox.sandboxId);
     } finally {
       this.pool.release(member);
     }
-    if (!containerId) {
+    const { containerId } = member;
+    if (!claimed) {
       log.warn('pool container gone before its claim: creating one', { pool_name: member.name });
       return null;
     }
     log.info('pool container claimed', { pool_name: member.name, container_id: containerId });
     if (this.settings.claimPauseMs > 0) await delay(this.settings.claimPauseMs);
+    const restored = this.homes
+      ? this.homes.restore(sandbox.userId, containerId)
+      : Promise.resolve(undefined);
+    restored.catch(() => undefined); // awaited below, whichever way the set-up goes
     try {
       await this.runtime.assignSandbox(
         containerId,
@@ -188,13 +205,21 @@ export class SandboxService {
         },
         this.pool.limitsFor(config),
       );
-      return containerId;
     } catch (error) {
       log.warn('claimed pool container could not be set up: creating one', { error });
+      await restored.catch(() => undefined);
       // It never ran a command of the user's: nothing of theirs goes with it.
       await this.runtime.remove(containerId);
       return null;
     }
+    try {
+      const files = await restored;
+      if (files !== undefined) log.info('home restored', { files });
+    } catch (error) {
+      await this.runtime.remove(containerId).catch(() => undefined);
+      throw error;
+    }
+    return containerId;
   }
 
   list(userId?: string): Promise<Sandbox[]> {

@@ -47,6 +47,9 @@ export class WarmPool {
   #running: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Creates that start their own container now; a top-up waits for them, not the other way. */
+  #coldCreates = 0;
+  #quiet: (() => void)[] = [];
 
   constructor(
     private readonly runtime: ContainerRuntime,
@@ -90,6 +93,25 @@ export class WarmPool {
       void this.#kick('top_up');
     }
     return member;
+  }
+
+  /**
+   * Runs a create that starts its own container (the pool could not serve it): no pool container
+   * starts meanwhile, so a burst past the pool is no slower than it would be without one.
+   */
+  async whileCreating<T>(create: () => Promise<T>): Promise<T> {
+    this.#coldCreates += 1;
+    try {
+      return await create();
+    } finally {
+      this.#coldCreates -= 1;
+      if (this.#coldCreates === 0) this.#quiet.splice(0).forEach((wake) => wake());
+    }
+  }
+
+  #noColdCreates(): Promise<void> {
+    if (this.#coldCreates === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#quiet.push(resolve));
   }
 
   /** A taken container's claim is over: under its old name it is now a stranger to the upkeep. */
@@ -155,6 +177,8 @@ export class WarmPool {
     if (sweep) removed += await this.#sweep(hash);
     let started = 0;
     while (!this.#closed && this.#ready.length < this.settings.size) {
+      await this.#noColdCreates();
+      if (this.#closed || this.#ready.length >= this.settings.size) break;
       if (!(await this.#startOne(hash))) break;
       started += 1;
     }

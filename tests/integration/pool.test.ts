@@ -144,7 +144,6 @@ describe('the warm pool', () => {
     const listed = await call<{ sandboxes: WireSandbox[] }>('GET', '/sandboxes');
     expect(listed.body.sandboxes.map((s) => s.container_id)).toEqual([sandbox.container_id]);
     await poolFull();
-    expect((await call('DELETE', `/sandboxes/${sandbox.sandbox_id}`)).status).toBe(204);
   });
 
   it('a returning user finds their home in a pool container', async () => {
@@ -183,7 +182,6 @@ describe('the warm pool', () => {
       expect((await run(sandbox.sandbox_id, 'echo "$USER_ID"')).body.stdout).toBe(
         `${sandbox.user_id}\n`,
       );
-      expect((await call('DELETE', `/sandboxes/${sandbox.sandbox_id}`)).status).toBe(204);
     }
   });
 
@@ -199,7 +197,6 @@ describe('the warm pool', () => {
     expect(got.body).toMatchObject({ user_id: user, status: 'running' });
     const ran = await run(sandbox.sandbox_id, 'echo "$USER_ID $GREETING"');
     expect(ran.body.stdout).toBe(`${user} still here\n`);
-    expect((await call('DELETE', `/sandboxes/${sandbox.sandbox_id}`)).status).toBe(204);
   });
 
   it('a rebuilt image replaces the waiting containers', async () => {
@@ -251,6 +248,5 @@ describe('the warm pool', () => {
     expect((await health()).pool).toEqual({ target: 0, ready: 0 });
     const sandbox = await create(testUser('pool-zero'));
     expect(await fromPool(sandbox.container_id)).toBe(false);
-    expect((await call('DELETE', `/sandboxes/${sandbox.sandbox_id}`)).status).toBe(204);
   });
 });

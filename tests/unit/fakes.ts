@@ -77,10 +77,10 @@ export class FakeRuntime implements ports.ContainerRuntime {
     return this.imageIds.get(image) ?? `id-of-${image}`;
   }
 
-  async claimPoolContainer(poolName: string, sandboxId: string): Promise<string | null> {
+  async claimPoolContainer(poolName: string, sandboxId: string): Promise<boolean> {
     this.#call('claim');
     const member = this.pool.get(poolName);
-    if (!member) return null;
+    if (!member) return false;
     this.pool.delete(poolName);
     this.containers.set(member.containerId, {
       containerId: member.containerId,
@@ -94,7 +94,7 @@ export class FakeRuntime implements ports.ContainerRuntime {
       idleTimeoutSeconds: 0,
       fromPool: true,
     });
-    return member.containerId;
+    return true;
   }
 
   async assignSandbox(
@@ -335,7 +335,11 @@ export function gate(): { opened: Promise<void>; open: () => void } {
   return { opened, open };
 }
 
-export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
+export function serviceWith(
+  runtime: FakeRuntime,
+  hostId = HOST_ID,
+  env: Record<string, string> = {},
+) {
   const store = new MemorySandboxStore({ stoppedRetentionMs: 60_000, maxStopped: 100 });
   const logger = new Logger({ logLevel: 'CRITICAL' });
   const settings = loadConfig({
@@ -345,6 +349,7 @@ export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
     MATRX_SHUTDOWN_TIMEOUT_SECONDS: '1',
     MATRX_READY_TIMEOUT_SECONDS: '5',
     MATRX_MAX_OUTPUT_BYTES: '1024',
+    ...env,
   });
   const services = composeServices({ store, runtime, objects: null }, settings, logger);
   const reconcilerWith = (

@@ -72,6 +72,8 @@ export class DockerRuntime implements ContainerRuntime {
    * wrote. A claimed container's identity never changes, so each is read once per process.
    */
   readonly #identities = new Map<string, Promise<SandboxIdentity | null>>();
+  /** Pool containers' claim secrets, from their create or a listing: a claim needs no inspect. */
+  readonly #secrets = new Map<string, string>();
 
   constructor(
     private readonly docker: Docker,
@@ -130,17 +132,20 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   listPoolContainers(): Promise<PoolContainer[]> {
-    return this.#call('list', undefined, async () =>
-      (await this.#list(`${POOL_LABEL}=true`))
-        .filter((info) => !isClaimed(info))
-        .map((info) => ({
+    return this.#call('list', undefined, async () => {
+      const waiting = (await this.#list(`${POOL_LABEL}=true`)).filter((info) => !isClaimed(info));
+      return waiting.map((info) => {
+        const secret = info.Labels[CLAIM_SECRET_LABEL];
+        if (secret) this.#secrets.set(info.Id, secret);
+        return {
           containerId: info.Id,
           name: nameOf(info),
           hostId: info.Labels[HOST_ID_LABEL] ?? null,
           configHash: info.Labels[POOL_CONFIG_LABEL] ?? '',
           running: info.State === 'running',
-        })),
-    );
+        };
+      });
+    });
   }
 
   async #list(label: string): Promise<Docker.ContainerInfo[]> {
@@ -183,18 +188,27 @@ export class DockerRuntime implements ContainerRuntime {
     return identity;
   }
 
-  async #readIdentity(containerId: string, knownSecret?: string): Promise<SandboxIdentity | null> {
-    const secret =
-      knownSecret ??
-      (await this.#call('inspect', containerId, () =>
+  /** The container's claim secret; none for a container that is not a pool one (or is gone). */
+  async #secretOf(containerId: string): Promise<string | undefined> {
+    const known = this.#secrets.get(containerId);
+    if (known) return known;
+    let labels: Record<string, string>;
+    try {
+      const info = await this.#call('inspect', containerId, () =>
         this.docker.getContainer(containerId).inspect(),
-      ).then(
-        (info) => (info.Config.Labels ?? {})[CLAIM_SECRET_LABEL],
-        (error: unknown) => {
-          if (dockerStatus(error) === 404) return undefined;
-          throw toServiceError(error, `inspect container ${containerId}`);
-        },
-      ));
+      );
+      labels = info.Config.Labels ?? {};
+    } catch (error) {
+      if (dockerStatus(error) === 404) return undefined;
+      throw toServiceError(error, `inspect container ${containerId}`);
+    }
+    const secret = labels[CLAIM_SECRET_LABEL];
+    if (secret) this.#secrets.set(containerId, secret);
+    return secret;
+  }
+
+  async #readIdentity(containerId: string, knownSecret?: string): Promise<SandboxIdentity | null> {
+    const secret = knownSecret ?? (await this.#secretOf(containerId));
     if (!secret) return null;
     let archive: Readable;
     try {
@@ -226,20 +240,15 @@ export class DockerRuntime implements ContainerRuntime {
     });
   }
 
-  claimPoolContainer(poolName: string, sandboxId: string): Promise<string | null> {
+  claimPoolContainer(poolName: string, sandboxId: string): Promise<boolean> {
     return this.#call('rename', poolName, async () => {
-      const container = this.docker.getContainer(poolName);
       try {
         // By name: once renamed, the old name is gone, so a second claim of it finds nothing.
-        await container.rename({ name: sandboxId });
+        await this.docker.getContainer(poolName).rename({ name: sandboxId });
+        return true;
       } catch (error) {
-        if (dockerStatus(error) === 404 || dockerStatus(error) === 409) return null;
+        if (dockerStatus(error) === 404 || dockerStatus(error) === 409) return false;
         throw toServiceError(error, `rename container ${poolName}`);
-      }
-      try {
-        return (await this.docker.getContainer(sandboxId).inspect()).Id;
-      } catch (error) {
-        throw toServiceError(error, `inspect container ${sandboxId}`);
       }
     });
   }
@@ -249,17 +258,11 @@ export class DockerRuntime implements ContainerRuntime {
     identity: SandboxIdentity,
     limits: ClaimLimits | null,
   ): Promise<void> {
-    const container = this.docker.getContainer(containerId);
-    const secret = this.#call('inspect', containerId, () => container.inspect()).then(
-      (info) => (info.Config.Labels ?? {})[CLAIM_SECRET_LABEL],
-      (error: unknown) => {
-        throw toServiceError(error, `inspect container ${containerId}`);
-      },
-    );
-    const updated = limits && this.#update(containerId, limits);
-    const key = await secret;
-    if (!key) throw new ConflictError(`container ${containerId} is not a pool container`);
-    await this.writeArchive(containerId, '/', claimArchive(identity, key));
+    const updated = limits ? this.#update(containerId, limits) : Promise.resolve();
+    updated.catch(() => undefined); // awaited below
+    const secret = await this.#secretOf(containerId);
+    if (!secret) throw new ConflictError(`container ${containerId} is not a pool container`);
+    await this.writeArchive(containerId, '/', claimArchive(identity, secret));
     await updated;
     this.#identities.set(containerId, Promise.resolve(identity));
     this.#channels.warm(containerId);
@@ -285,12 +288,12 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async #create(spec: ContainerSpec): Promise<string> {
-    const pool = spec.labels[POOL_LABEL] === 'true';
+    const secret = spec.labels[POOL_LABEL] === 'true' ? newClaimSecret() : undefined;
     try {
       const container = await this.docker.createContainer({
         name: spec.name,
         Image: spec.image,
-        Labels: pool ? { ...spec.labels, [CLAIM_SECRET_LABEL]: newClaimSecret() } : spec.labels,
+        Labels: secret ? { ...spec.labels, [CLAIM_SECRET_LABEL]: secret } : spec.labels,
         // The image's own user (agent) would leave root's execs without their capabilities.
         User: 'root',
         Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
@@ -305,6 +308,7 @@ export class DockerRuntime implements ContainerRuntime {
           CapAdd: ROOT_CAPABILITIES,
         },
       });
+      if (secret) this.#secrets.set(container.id, secret);
       return container.id;
     } catch (error) {
       if (dockerStatus(error) === 404) {
@@ -506,6 +510,7 @@ export class DockerRuntime implements ContainerRuntime {
   remove(containerId: string): Promise<void> {
     this.#channels.discard(containerId);
     this.#identities.delete(containerId);
+    this.#secrets.delete(containerId);
     return this.#call('remove', containerId, async () => {
       try {
         await treatingAsDone([404], `remove container ${containerId}`, () =>
