@@ -35,7 +35,7 @@ import type { InFlight } from './inFlight.js';
 import { inContainer, type SandboxAccess } from './sandboxAccess.js';
 import { sandboxLog } from './sandboxLog.js';
 import { moveStatus } from './statusMoves.js';
-import type { WarmPool } from './warmPool.js';
+import type { PoolMember, WarmPool } from './warmPool.js';
 
 export interface SandboxServiceSettings {
   hostId: string;
@@ -103,10 +103,14 @@ export class SandboxService {
     const log = sandboxLog(this.logger, sandbox);
     let containerId: string | null = null;
     try {
+      const claimStarted = performance.now();
       containerId = await this.#fromPool(sandbox, config);
       if (containerId) {
         await this.#move(sandboxId, { status: 'starting', containerId }, 'pool container claimed');
-        log.info('sandbox ready', { from_pool: true });
+        log.info('sandbox ready', {
+          from_pool: true,
+          ready_ms: Math.round(performance.now() - claimStarted),
+        });
         return await this.#move(sandboxId, { status: 'ready' }, 'pool container set up');
       }
       const outcome = await this.#creatingOwn(async () => {
@@ -171,15 +175,24 @@ export class SandboxService {
    * created as without a pool); a failed restore fails the create, as it would without a pool.
    */
   async #fromPool(sandbox: Sandbox, config: ResolvedConfig): Promise<string | null> {
-    const member = this.pool?.canServe(config) ? this.pool.take() : undefined;
-    if (!this.pool || !member) return null;
-    const log = sandboxLog(this.logger, sandbox);
-    let claimed: boolean;
+    const { pool } = this;
+    const member = pool?.canServe(config) ? pool.take() : undefined;
+    if (!pool || !member) return null;
     try {
-      claimed = await this.runtime.claimPoolContainer(member.name, sandbox.sandboxId);
+      return await this.#claim(pool, member, sandbox, config);
     } finally {
-      this.pool.release(member);
+      pool.release(member);
     }
+  }
+
+  async #claim(
+    pool: WarmPool,
+    member: PoolMember,
+    sandbox: Sandbox,
+    config: ResolvedConfig,
+  ): Promise<string | null> {
+    const log = sandboxLog(this.logger, sandbox);
+    const claimed = await this.runtime.claimPoolContainer(member.name, sandbox.sandboxId);
     const { containerId } = member;
     if (!claimed) {
       log.warn('pool container gone before its claim: creating one', { pool_name: member.name });
@@ -203,7 +216,7 @@ export class SandboxService {
           idleTimeoutSeconds: config.idleTimeoutSeconds,
           env: identityEnv(sandbox, config.env),
         },
-        this.pool.limitsFor(config),
+        pool.limitsFor(config),
       );
     } catch (error) {
       log.warn('claimed pool container could not be set up: creating one', { error });

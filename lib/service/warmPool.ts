@@ -82,16 +82,10 @@ export class WarmPool {
       : { cpuLimit: config.cpu, memoryLimitBytes: config.memoryBytes };
   }
 
-  /**
-   * The oldest ready container, now the caller's, who calls `release` once its claim (the rename)
-   * is done; a top-up starts in the background.
-   */
+  /** The oldest ready container, now the caller's, who calls `release` once its claim is over. */
   take(): PoolMember | undefined {
     const member = this.#ready.shift();
-    if (member) {
-      this.#hashes.delete(member.name);
-      void this.#kick('top_up');
-    }
+    if (member) this.#hashes.delete(member.name);
     return member;
   }
 
@@ -114,9 +108,13 @@ export class WarmPool {
     return new Promise((resolve) => this.#quiet.push(resolve));
   }
 
-  /** A taken container's claim is over: under its old name it is now a stranger to the upkeep. */
+  /**
+   * A taken container's claim is over (under its old name it is now a stranger to the upkeep): a
+   * top-up starts in the background, after the claim rather than beside it.
+   */
   release(member: PoolMember): void {
     this.#known.delete(member.name);
+    void this.#kick('top_up');
   }
 
   /**

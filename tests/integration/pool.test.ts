@@ -28,7 +28,6 @@ const env = () => ({
   MATRX_DOCKER_NETWORK: 'none',
   MATRX_SHUTDOWN_TIMEOUT_SECONDS: '1',
   MATRX_RECONCILE_INTERVAL_SECONDS: '1',
-  MATRX_RECONCILE_GRACE_SECONDS: '0',
   MATRX_MAX_SESSION_DURATION_SECONDS: '600',
   MATRX_WARM_POOL_SIZE: String(POOL_SIZE),
   MATRX_EMBEDDED_S3_DIR: join(workDir, 's3'),
@@ -221,11 +220,16 @@ describe('the warm pool', () => {
     await start({ MATRX_TEST_CLAIM_PAUSE_MS: '30000' });
     await poolFull();
     const user = testUser('pool-crash');
+    const named = (c: { Id: string; Names: string[] }) => `${c.Id} ${c.Names[0] ?? ''}`;
+    const claimedBefore = new Set((await hostContainers()).map(named));
     const pending = call('POST', '/sandboxes', { user_id: user }).catch(() => undefined);
     let halfClaimed = '';
     await until('a pool container is renamed for the sandbox', async () => {
       const claimed = (await hostContainers()).find(
-        (c) => c.Labels['matrx.pool'] === 'true' && /^\/sbx-/.test(c.Names[0] ?? ''),
+        (c) =>
+          !claimedBefore.has(named(c)) &&
+          c.Labels['matrx.pool'] === 'true' &&
+          /^\/sbx-/.test(c.Names[0] ?? ''),
       );
       halfClaimed = claimed?.Id ?? '';
       return Boolean(claimed);
