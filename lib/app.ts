@@ -75,7 +75,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
     settings,
     logger,
   );
-  const { reconciler, adoption, inFlight } = services;
+  const { reconciler, adoption, inFlight, pool: warmPool } = services;
   const loop = memory
     ? new ReconcileLoop(reconciler, settings.RECONCILE_INTERVAL_SECONDS * 1000, logger, false)
     : undefined;
@@ -109,9 +109,13 @@ export function buildApp(settings: Settings = loadConfig()): App {
       // Passes adopt too, so the loop starts even if this first adoption failed (Docker down).
       ready()
         .catch((error: unknown) => logger.error('the registry is not ready', { error }))
-        .finally(() => loop?.start());
+        .finally(() => {
+          loop?.start();
+          warmPool.start(settings.RECONCILE_INTERVAL_SECONDS * 1000);
+        });
     },
     close: async () => {
+      await warmPool.close();
       await loop?.stop();
       reconciler.stop();
       await inFlight.drain();

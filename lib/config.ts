@@ -284,6 +284,18 @@ export const SETTINGS = {
     default: '5000',
     meaning: 'How long to wait for a Postgres connection.',
   }),
+  WARM_POOL_SIZE: setting({
+    schema: int(0, 100),
+    default: '0',
+    meaning:
+      'Started, ready containers of the default template waiting for a create; 0: none, every create starts its own.',
+  }),
+  TEST_CLAIM_PAUSE_MS: setting({
+    schema: int(0, 600_000),
+    default: '0',
+    meaning:
+      'Tests only: a claim of a pool container waits this long once it is renamed, so a test can kill the API mid-claim.',
+  }),
   HOST_ID: setting({
     schema: z
       .string()

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { ClaimLimits, SandboxIdentity } from './domain/pool.js';
 import type { Sandbox, SandboxStatus } from './domain/sandbox.js';
 
 export interface StatusChange {
@@ -165,6 +166,26 @@ export interface ObservedContainer {
   template: string | null;
   ttlSeconds: number | null;
   idleTimeoutSeconds: number;
+  /**
+   * A claimed pool container: its identity comes from the record its claim wrote, not from its
+   * labels. Empty `userId` when that record is missing or fails its check (a claim cut short).
+   */
+  fromPool: boolean;
+}
+
+/** A pool container no sandbox has claimed yet. */
+export interface PoolContainer {
+  containerId: string;
+  name: string;
+  hostId: string | null;
+  /** What it was made with (POOL_CONFIG_LABEL). */
+  configHash: string;
+  running: boolean;
+}
+
+export interface StartOptions {
+  /** False for a pool container: its command channel is opened once a sandbox claims it. */
+  openChannel?: boolean;
 }
 
 /** The container engine, as the service needs it. Docker is the one implementation. */
@@ -183,7 +204,27 @@ export interface ContainerRuntime {
     containerId: string,
     timeoutMs: number,
     onStarted: () => void,
+    options?: StartOptions,
   ): Promise<ReadyOutcome>;
+  /** Unclaimed pool containers (POOL_LABEL), running or not. */
+  listPoolContainers(): Promise<PoolContainer[]>;
+  /** The id of the image a name points to now; a rebuilt image has a new one. */
+  imageId(image: string): Promise<string>;
+  /**
+   * Claims a pool container by renaming it to the sandbox's id, in one atomic engine call;
+   * false when it is gone or another claim took it first.
+   */
+  claimPoolContainer(poolName: string, sandboxId: string): Promise<boolean>;
+  /**
+   * Makes a claimed pool container the sandbox's: its limits, and the identity record from which
+   * its commands get their environment and a restarted service its user. Opens its channel.
+   */
+  assignSandbox(
+    containerId: string,
+    identity: SandboxIdentity,
+    /** Null: the limits it was made with stay. */
+    limits: ClaimLimits | null,
+  ): Promise<void>;
   exec(containerId: string, request: ExecRequest): Promise<ExecResult>;
   /** Starts a background process; a ConflictError when the id is taken. */
   startProcess(containerId: string, start: ProcessStart): Promise<ProcessInfo>;

@@ -13,6 +13,8 @@ import { Reconciler } from './service/reconciler.js';
 import { SandboxAccess } from './service/sandboxAccess.js';
 import { SandboxService } from './service/sandboxService.js';
 import { UserStorage } from './service/userStorage.js';
+import { hostEnv } from './service/containerEnv.js';
+import { WarmPool } from './service/warmPool.js';
 
 export interface Ports {
   store: SandboxStore;
@@ -50,6 +52,26 @@ export function composeServices(
     logger,
   );
   const access = new SandboxAccess(store, settings.HOST_ID, logger);
+  const host = {
+    s3Bucket: settings.S3_BUCKET ?? '',
+    s3Region: settings.S3_REGION,
+    shutdownTimeoutSeconds: settings.SHUTDOWN_TIMEOUT_SECONDS,
+  };
+  // Kept by the API process alone (App.start starts its upkeep): it claims from it.
+  const pool = new WarmPool(
+    runtime,
+    {
+      size: settings.WARM_POOL_SIZE,
+      hostId: settings.HOST_ID,
+      image: settings.SANDBOX_IMAGE,
+      cpuLimit: settings.CONTAINER_CPU_LIMIT,
+      memoryLimitBytes: settings.CONTAINER_MEMORY_LIMIT,
+      network: settings.DOCKER_NETWORK,
+      env: hostEnv(host),
+      readyTimeoutSeconds: settings.READY_TIMEOUT_SECONDS,
+    },
+    logger,
+  );
   const sandboxes = new SandboxService(
     store,
     access,
@@ -68,14 +90,14 @@ export function composeServices(
         internetNetwork: settings.INTERNET_NETWORK,
         idleTimeoutSeconds: settings.IDLE_TIMEOUT_SECONDS,
       },
-      s3Bucket: settings.S3_BUCKET ?? '',
-      s3Region: settings.S3_REGION,
-      shutdownTimeoutSeconds: settings.SHUTDOWN_TIMEOUT_SECONDS,
+      ...host,
       readyTimeoutSeconds: settings.READY_TIMEOUT_SECONDS,
       defaultCommandTimeoutSeconds: settings.COMMAND_TIMEOUT_SECONDS,
       maxOutputBytes: settings.MAX_OUTPUT_BYTES,
+      claimPauseMs: settings.TEST_CLAIM_PAUSE_MS,
     },
     logger,
+    pool,
   );
   const processes = new ProcessService(
     access,
@@ -105,7 +127,8 @@ export function composeServices(
     adoption,
     inFlight,
     reconciler,
-    health: new HealthCheck(store, runtime, objects, {
+    pool,
+    health: new HealthCheck(store, runtime, objects, pool, {
       hostId: settings.HOST_ID,
       storeKind: settings.SANDBOX_STORE,
     }),

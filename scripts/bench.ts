@@ -18,6 +18,7 @@ import {
 import { benchFiles, fileRows, type FileTimings } from './benchFiles.js';
 import { benchHomes, type HomeTimings } from './benchHome.js';
 import { benchLoad, type LoadSide, type LoadTimings } from './benchLoad.js';
+import { benchPool, type PoolTimings } from './benchPool.js';
 import { benchLongPoll, type LongPollTimings } from './benchProcesses.js';
 import { rawCreateReady, rawExec, removeContainer } from './benchRaw.js';
 import { benchRegistry, type RegistryTimings } from './benchRegistry.js';
@@ -52,6 +53,10 @@ const DEFAULT_IDLE_SANDBOXES = 50;
 const IDLE_SANDBOXES = knob('BENCH_IDLE_SANDBOXES', DEFAULT_IDLE_SANDBOXES);
 /** The least a sandbox's config may ask for: idle sandboxes need no more. */
 const IDLE_MEMORY = '64m';
+const POOL_SIZE = knob('BENCH_POOL_SIZE', 4);
+const POOL_CREATES = knob('BENCH_POOL_CREATES', 20);
+const POOL_BURST = knob('BENCH_POOL_BURST', 2 * POOL_SIZE);
+const POOL_BURST_ROUNDS = knob('BENCH_POOL_BURST_ROUNDS', 3);
 const IMAGE = loadConfig().SANDBOX_IMAGE;
 const USER = `bench-${process.pid}`;
 
@@ -139,6 +144,7 @@ async function main(): Promise<void> {
   let fileTimings: FileTimings | undefined;
   let scale: ScaleTimings | undefined;
   let registry: RegistryTimings | undefined;
+  let pool: PoolTimings | undefined;
   const defaultMemory = loadConfig().CONTAINER_MEMORY_LIMIT;
   const rawOptions = (name: string) => ({
     name,
@@ -266,6 +272,24 @@ async function main(): Promise<void> {
     progress('registry', 'stopping the server; 10,000 rows and 1,000 containers on Postgres');
     stopping = true;
     await server.stop();
+    if (POOL_SIZE > 0) {
+      pool = await phase('pool', () =>
+        benchPool({
+          docker,
+          agent,
+          s3,
+          dir,
+          image: IMAGE,
+          user: USER,
+          memoryBytes: defaultMemory,
+          poolSize: POOL_SIZE,
+          rounds: POOL_CREATES,
+          burst: POOL_BURST,
+          burstRounds: POOL_BURST_ROUNDS,
+          pauseMs: PAUSE_MS,
+        }),
+      );
+    }
     registry = await phase('registry', () =>
       benchRegistry((base) => apiCall(base, agent), dir, USER),
     );
@@ -338,6 +362,7 @@ async function main(): Promise<void> {
       `targets: save <= 1.5x raw upload: ${met(saveRatio <= 1.5)}; restore <= 1.5x raw download: ${met(restoreRatio <= 1.5)}`,
     );
   }
+  if (pool) for (const line of poolRows(pool)) console.log(line);
   if (registry) {
     row('list 10,000 rows', registry.list, registry.rawList);
     row('get 1 of 10,000 rows', registry.get, registry.rawGet);
@@ -349,6 +374,34 @@ async function main(): Promise<void> {
   }
   for (const failure of failures) console.log(`FAILED ${failure}`);
   if (failures.length > 0) process.exitCode = 1;
+}
+
+function poolRows(pool: PoolTimings): string[] {
+  const lines: string[] = [];
+  const capture = (run: () => void) => {
+    const log = console.log;
+    console.log = (line: string) => lines.push(line);
+    try {
+      run();
+    } finally {
+      console.log = log;
+    }
+  };
+  capture(() => {
+    row(`pool create, new user`, pool.newUser, pool.raw);
+    row(`pool create, returning`, pool.returning, pool.raw);
+  });
+  const withPool = stats(pool.burstPool);
+  const without = stats(pool.burstNoPool);
+  const max = (samples: number[]) => Math.max(...samples);
+  lines.push(
+    `pool burst of ${pool.burst} (pool ${pool.poolSize}) each request: with pool median ${withPool.median.toFixed(1)} ms p95 ${withPool.p95.toFixed(1)} ms max ${max(pool.burstPool).toFixed(1)} ms | without median ${without.median.toFixed(1)} ms p95 ${without.p95.toFixed(1)} ms max ${max(pool.burstNoPool).toFixed(1)} ms`,
+  );
+  const newUser = stats(pool.newUser).median / stats(pool.raw).median;
+  lines.push(
+    `targets: pool create (new user) <= 0.1x raw: ${met(newUser <= 0.1)} (${newUser.toFixed(3)}x); no burst request slower than without a pool (max): ${met(max(pool.burstPool) <= max(pool.burstNoPool))}`,
+  );
+  return lines;
 }
 
 main().catch((error: unknown) => {

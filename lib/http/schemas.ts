@@ -236,6 +236,9 @@ export const healthResponse = z.strictObject({
   channels: z
     .strictObject({ open: z.number().int(), fallback: z.number().int() })
     .meta({ description: 'Command channels open now; sandboxes whose channel could not start' }),
+  pool: z
+    .strictObject({ target: z.number().int(), ready: z.number().int() })
+    .meta({ description: 'Warm pool: its size (MATRX_WARM_POOL_SIZE), containers ready now' }),
 });
 
 export const healthQuery = z.object({

@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import type { ContainerRuntime, ObservedContainer, SandboxStore } from '../ports.js';
 import { sandboxLog } from './sandboxLog.js';
 
-export type OrphanAction = 'adopted' | 'unknown_container';
+export type OrphanAction = 'adopted' | 'unknown_container' | 'claim_interrupted';
 
 /**
  * What happens to a sandbox container of this host that has no registry row. With the memory
@@ -28,6 +28,16 @@ export class Adoption {
   /** Acts on the container if it is this host's and has no row; null when it has one (or is not ours). */
   async consider(container: ObservedContainer): Promise<OrphanAction | null> {
     if (!this.isOurs(container) || (await this.store.get(container.sandboxId))) return null;
+    if (container.fromPool && !container.userId && this.settings.adoptOrphans) {
+      // Renamed for a sandbox whose claim ended before its identity was written: no create
+      // answered with it, so no user ever ran a command in it.
+      await this.runtime.remove(container.containerId);
+      this.logger.warn('pool container whose claim was interrupted: removed', {
+        sandbox_id: container.sandboxId,
+        container_id: container.containerId,
+      });
+      return 'claim_interrupted';
+    }
     if (this.settings.adoptOrphans) {
       await this.#adopt(container);
       return 'adopted';

@@ -1,4 +1,5 @@
 import { ACTIVE_STATUSES } from '../domain/sandbox.js';
+import type { PoolStats, WarmPool } from './warmPool.js';
 import type { ChannelStats, ContainerRuntime, ObjectStorage, SandboxStore } from '../ports.js';
 
 export interface DependencyHealth {
@@ -18,6 +19,8 @@ export interface Health {
   storage: DependencyHealth & { configured: boolean };
   /** How commands reach this host's sandboxes: channels open, sandboxes on the plain exec. */
   channels: ChannelStats;
+  /** The warm pool: its size, and the containers ready for a create now. */
+  pool: PoolStats;
 }
 
 /** A dependency check that hangs (an SDK retrying) is reported as such, not waited for. */
@@ -53,6 +56,7 @@ export class HealthCheck {
     private readonly runtime: ContainerRuntime,
     /** Null when no bucket is configured. */
     private readonly storage: ObjectStorage | null,
+    private readonly pool: Pick<WarmPool, 'stats'>,
     private readonly settings: { hostId: string; storeKind: 'memory' | 'postgres' },
   ) {}
 
@@ -74,6 +78,7 @@ export class HealthCheck {
       registry: { store: storeKind, ...registry },
       storage: { configured: storage !== null, ...bucket },
       channels: this.runtime.channelStats(),
+      pool: this.pool.stats(),
     };
   }
 }

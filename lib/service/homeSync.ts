@@ -61,9 +61,10 @@ export class HomeSync {
   }
 
   /**
-   * Puts the user's saved home into the (created, not yet started) container, in one archive
-   * extracted at `/`: the files under the home, then the manifest of what was restored. A restore
-   * cut short leaves no manifest, so its save deletes nothing: it can only upload again.
+   * Puts the user's saved home into the container (created and not yet started, or a claimed
+   * pool container, running), in one archive extracted at `/`: the files under the home, then the
+   * manifest of what was restored. A restore cut short leaves no manifest, so its save deletes
+   * nothing: it can only upload again.
    */
   async restore(userId: string, containerId: string): Promise<number> {
     const prefix = userKey(userId, 'hot');
@@ -75,7 +76,15 @@ export class HomeSync {
       // Folder markers, and keys some other writer gave `..` or `.` segments, are not files here.
       else if (isStorablePath(path)) objects.push({ key: object.key, path });
     }
-    if (!hasKeep) await this.#ensurePrefixes(userId);
+    // A new user's prefixes are marked off the create's path: an empty home costs one S3 list.
+    if (!hasKeep) {
+      this.#ensurePrefixes(userId).catch((error: unknown) =>
+        this.logger.warn("a new user's S3 prefixes could not be marked", {
+          user_id: userId,
+          error,
+        }),
+      );
+    }
     const snapshot: Snapshot = new Map();
     if (objects.length === 0) return 0;
 

@@ -1,10 +1,8 @@
 import {
   ACTIVE_STATUSES,
-  COLD_PATH,
   CREATED_AT_LABEL,
   expiryOf,
   HOST_ID_LABEL,
-  HOT_PATH,
   IDLE_LABEL,
   newSandbox,
   SANDBOX_ID_LABEL,
@@ -29,6 +27,7 @@ import type {
   SandboxStore,
   StatusChange,
 } from '../ports.js';
+import { hostEnv, identityEnv } from './containerEnv.js';
 import type { SandboxEnding } from './ending.js';
 import type { HomeSync } from './homeSync.js';
 import { commandFingerprint } from './commandLog.js';
@@ -36,6 +35,7 @@ import type { InFlight } from './inFlight.js';
 import { inContainer, type SandboxAccess } from './sandboxAccess.js';
 import { sandboxLog } from './sandboxLog.js';
 import { moveStatus } from './statusMoves.js';
+import type { PoolMember, WarmPool } from './warmPool.js';
 
 export interface SandboxServiceSettings {
   hostId: string;
@@ -47,6 +47,8 @@ export interface SandboxServiceSettings {
   readyTimeoutSeconds: number;
   defaultCommandTimeoutSeconds: number;
   maxOutputBytes: number;
+  /** Tests only (MATRX_TEST_CLAIM_PAUSE_MS): a claim waits this long after its rename. */
+  claimPauseMs: number;
 }
 
 export interface ExecCommand {
@@ -75,6 +77,8 @@ export class SandboxService {
     private readonly homes: HomeSync | null,
     private readonly settings: SandboxServiceSettings,
     private readonly logger: Logger,
+    /** Ready containers waiting for a create; null when this process keeps no pool. */
+    private readonly pool: WarmPool | null = null,
   ) {}
 
   /** Answers once the sandbox is ready, or failed; Docker's own failures go up as they are. */
@@ -99,22 +103,40 @@ export class SandboxService {
     const log = sandboxLog(this.logger, sandbox);
     let containerId: string | null = null;
     try {
-      containerId = await this.runtime.create(this.#containerSpec(sandbox, config));
-      if (this.homes)
-        log.info('home restored', { files: await this.homes.restore(userId, containerId) });
-      await this.#move(sandboxId, { status: 'starting', containerId }, 'container created');
-      const started = performance.now();
-      const outcome = await this.runtime.startAndWaitReady(
-        containerId,
-        this.settings.readyTimeoutSeconds * 1000,
-        () => log.info('container started', { container_id: containerId }),
-      );
-      if (outcome.ready) {
-        log.info('sandbox ready', { ready_ms: Math.round(performance.now() - started) });
-        return await this.#move(sandboxId, { status: 'ready' }, 'ready marker seen');
+      const claimStarted = performance.now();
+      containerId = await this.#fromPool(sandbox, config);
+      if (containerId) {
+        await this.#move(sandboxId, { status: 'starting', containerId }, 'pool container claimed');
+        log.info('sandbox ready', {
+          from_pool: true,
+          ready_ms: Math.round(performance.now() - claimStarted),
+        });
+        return await this.#move(sandboxId, { status: 'ready' }, 'pool container set up');
       }
+      const outcome = await this.#creatingOwn(async () => {
+        const created = await this.runtime.create(this.#containerSpec(sandbox, config));
+        containerId = created;
+        if (this.homes)
+          log.info('home restored', { files: await this.homes.restore(userId, created) });
+        await this.#move(
+          sandboxId,
+          { status: 'starting', containerId: created },
+          'container created',
+        );
+        const started = performance.now();
+        const ready = await this.runtime.startAndWaitReady(
+          created,
+          this.settings.readyTimeoutSeconds * 1000,
+          () => log.info('container started', { container_id: created }),
+        );
+        if (ready.ready)
+          log.info('sandbox ready', { ready_ms: Math.round(performance.now() - started) });
+        return ready;
+      });
+      if (outcome.ready)
+        return await this.#move(sandboxId, { status: 'ready' }, 'ready marker seen');
       log.warn('sandbox failed to become ready', { reason: outcome.reason });
-      await this.runtime.remove(containerId);
+      if (containerId) await this.runtime.remove(containerId);
       return await this.#move(
         sandboxId,
         { status: 'failed', lastError: outcome.reason },
@@ -139,6 +161,78 @@ export class SandboxService {
       );
       throw error;
     }
+  }
+
+  /** A create that starts its own container: the pool's top-up waits for it. */
+  #creatingOwn<T>(create: () => Promise<T>): Promise<T> {
+    return this.pool ? this.pool.whileCreating(create) : create();
+  }
+
+  /**
+   * Takes a ready pool container, when the pool can serve this config, and makes it the
+   * sandbox's: renamed to its id (the claim), then its limits and identity set while the user's
+   * home is restored. Null when there is none to take or it cannot be set up (then the sandbox is
+   * created as without a pool); a failed restore fails the create, as it would without a pool.
+   */
+  async #fromPool(sandbox: Sandbox, config: ResolvedConfig): Promise<string | null> {
+    const { pool } = this;
+    const member = pool?.canServe(config) ? pool.take() : undefined;
+    if (!pool || !member) return null;
+    try {
+      return await this.#claim(pool, member, sandbox, config);
+    } finally {
+      pool.release(member);
+    }
+  }
+
+  async #claim(
+    pool: WarmPool,
+    member: PoolMember,
+    sandbox: Sandbox,
+    config: ResolvedConfig,
+  ): Promise<string | null> {
+    const log = sandboxLog(this.logger, sandbox);
+    const claimed = await this.runtime.claimPoolContainer(member.name, sandbox.sandboxId);
+    const { containerId } = member;
+    if (!claimed) {
+      log.warn('pool container gone before its claim: creating one', { pool_name: member.name });
+      return null;
+    }
+    log.info('pool container claimed', { pool_name: member.name, container_id: containerId });
+    if (this.settings.claimPauseMs > 0) await delay(this.settings.claimPauseMs);
+    const restored = this.homes
+      ? this.homes.restore(sandbox.userId, containerId)
+      : Promise.resolve(undefined);
+    restored.catch(() => undefined); // awaited below, whichever way the set-up goes
+    try {
+      await this.runtime.assignSandbox(
+        containerId,
+        {
+          sandboxId: sandbox.sandboxId,
+          userId: sandbox.userId,
+          createdAt: sandbox.createdAt,
+          template: config.template,
+          ttlSeconds: config.ttlSeconds,
+          idleTimeoutSeconds: config.idleTimeoutSeconds,
+          env: identityEnv(sandbox, config.env),
+        },
+        pool.limitsFor(config),
+      );
+    } catch (error) {
+      log.warn('claimed pool container could not be set up: creating one', { error });
+      await restored.catch(() => undefined);
+      // It never ran a command of the user's: nothing of theirs goes with it.
+      await this.runtime.remove(containerId);
+      return null;
+    }
+    try {
+      const files = await restored;
+      if (files !== undefined) log.info('home restored', { files });
+    } catch (error) {
+      await this.runtime.remove(containerId).catch(() => undefined);
+      throw error;
+    }
+    return containerId;
   }
 
   list(userId?: string): Promise<Sandbox[]> {
@@ -257,20 +351,14 @@ export class SandboxService {
         [TTL_LABEL]: String(config.ttlSeconds),
         [IDLE_LABEL]: String(config.idleTimeoutSeconds),
       },
-      env: {
-        // The caller's first: the service's own names are refused in a config, and win anyway.
-        ...config.env,
-        SANDBOX_ID: sandbox.sandboxId,
-        USER_ID: sandbox.userId,
-        S3_BUCKET: settings.s3Bucket,
-        S3_REGION: settings.s3Region,
-        HOT_PATH,
-        COLD_PATH,
-        SHUTDOWN_TIMEOUT_SECONDS: String(settings.shutdownTimeoutSeconds),
-      },
+      env: { ...identityEnv(sandbox, config.env), ...hostEnv(settings) },
       cpuLimit: config.cpu,
       memoryLimitBytes: config.memoryBytes,
       network: config.network,
     };
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

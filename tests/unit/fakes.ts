@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MemorySandboxStore } from '../../lib/adapters/memory/memorySandboxStore.js';
 import { ConflictError, NotFoundError } from '../../lib/errors.js';
+import type { ClaimLimits, SandboxIdentity } from '../../lib/domain/pool.js';
 import type * as ports from '../../lib/ports.js';
 import { Reconciler, type ReconcilerSettings } from '../../lib/service/reconciler.js';
 import { loadConfig } from '../../lib/config.js';
@@ -57,11 +58,79 @@ export class FakeRuntime implements ports.ContainerRuntime {
   /** Every container spec it was asked to create, in order. */
   readonly specs: ports.ContainerSpec[] = [];
 
+  /** Unclaimed pool containers, by name. */
+  readonly pool = new Map<string, ports.PoolContainer>();
+  /** The image id each image name points to; a test changes it to "rebuild" an image. */
+  readonly imageIds = new Map<string, string>();
+  /** What each claimed container was assigned, by container id. */
+  readonly assigned = new Map<string, { identity: SandboxIdentity; limits: ClaimLimits | null }>();
+
+  async listPoolContainers(): Promise<ports.PoolContainer[]> {
+    this.#call('listPool');
+    return [...this.pool.values()].map((container) => ({
+      ...container,
+      running: this.running.has(container.containerId),
+    }));
+  }
+
+  async imageId(image: string): Promise<string> {
+    this.#call('imageId');
+    return this.imageIds.get(image) ?? `id-of-${image}`;
+  }
+
+  async claimPoolContainer(poolName: string, sandboxId: string): Promise<boolean> {
+    this.#call('claim');
+    const member = this.pool.get(poolName);
+    if (!member) return false;
+    this.pool.delete(poolName);
+    this.containers.set(member.containerId, {
+      containerId: member.containerId,
+      sandboxId,
+      userId: '',
+      hostId: member.hostId,
+      createdAt: null,
+      running: true,
+      template: null,
+      ttlSeconds: null,
+      idleTimeoutSeconds: 0,
+      fromPool: true,
+    });
+    return true;
+  }
+
+  async assignSandbox(
+    containerId: string,
+    identity: SandboxIdentity,
+    limits: ClaimLimits | null,
+  ): Promise<void> {
+    this.#call('assign');
+    const container = this.containers.get(containerId);
+    if (!container) throw new NotFoundError(`No such container: ${containerId}`);
+    this.assigned.set(containerId, { identity, limits });
+    Object.assign(container, {
+      userId: identity.userId,
+      createdAt: identity.createdAt,
+      template: identity.template,
+      ttlSeconds: identity.ttlSeconds,
+      idleTimeoutSeconds: identity.idleTimeoutSeconds,
+    });
+  }
+
   async create(spec: ports.ContainerSpec): Promise<string> {
     this.#call('create');
     this.specs.push(spec);
     this.#next += 1;
     const containerId = `container-${spec.name}-${this.#next}`;
+    if (spec.labels['matrx.pool'] === 'true') {
+      this.pool.set(spec.name, {
+        containerId,
+        name: spec.name,
+        hostId: spec.labels['matrx.host_id'] ?? null,
+        configHash: spec.labels['matrx.pool_config'] ?? '',
+        running: false,
+      });
+      return containerId;
+    }
     this.containers.set(containerId, {
       containerId,
       sandboxId: spec.name,
@@ -72,6 +141,7 @@ export class FakeRuntime implements ports.ContainerRuntime {
       template: spec.labels['matrx.template'] ?? null,
       ttlSeconds: Number(spec.labels['matrx.ttl_seconds']) || null,
       idleTimeoutSeconds: Number(spec.labels['matrx.idle_timeout_seconds']) || 0,
+      fromPool: false,
     });
     return containerId;
   }
@@ -252,6 +322,9 @@ export class FakeRuntime implements ports.ContainerRuntime {
     for (const [id, container] of this.containers) {
       if (container.sandboxId === containerId) this.containers.delete(id);
     }
+    for (const [name, member] of this.pool) {
+      if (member.containerId === containerId || name === containerId) this.pool.delete(name);
+    }
   }
 }
 
@@ -263,7 +336,11 @@ export function gate(): { opened: Promise<void>; open: () => void } {
   return { opened, open };
 }
 
-export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
+export function serviceWith(
+  runtime: FakeRuntime,
+  hostId = HOST_ID,
+  env: Record<string, string> = {},
+) {
   const store = new MemorySandboxStore({ stoppedRetentionMs: 60_000, maxStopped: 100 });
   const logger = new Logger({ logLevel: 'CRITICAL' });
   const settings = loadConfig({
@@ -273,6 +350,7 @@ export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
     MATRX_SHUTDOWN_TIMEOUT_SECONDS: '1',
     MATRX_READY_TIMEOUT_SECONDS: '5',
     MATRX_MAX_OUTPUT_BYTES: '1024',
+    ...env,
   });
   const files = new FakeFiles();
   const services = composeServices({ store, runtime, files, objects: null }, settings, logger);

@@ -1,6 +1,7 @@
 import type { Duplex, Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { DOCKER, UnavailableError } from '../../errors.js';
+import tar from 'tar-stream';
+import { ConflictError, DOCKER, NotFoundError, UnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type {
   ChannelStats,
@@ -10,12 +11,16 @@ import type {
   ExecResult,
   ObservedContainer,
   OutputRequest,
+  PoolContainer,
   ProcessInfo,
   ProcessOutput,
   ProcessSignal,
   ProcessStart,
   ReadyOutcome,
+  StartOptions,
 } from '../../ports.js';
+import { POOL_CONFIG_LABEL, POOL_LABEL } from '../../domain/pool.js';
+import type { ClaimLimits, SandboxIdentity } from '../../domain/pool.js';
 import {
   CREATED_AT_LABEL,
   HOST_ID_LABEL,
@@ -23,11 +28,19 @@ import {
   SANDBOX_ID_LABEL,
   TEMPLATE_LABEL,
   TTL_LABEL,
+  SANDBOX_ID_PATTERN,
   USER_ID_LABEL,
 } from '../../domain/sandbox.js';
 import { loggedCall } from '../callLog.js';
 import { dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
 import { Channels } from './channel/channels.js';
+import {
+  CLAIM_SECRET_LABEL,
+  claimArchive,
+  newClaimSecret,
+  RECORD_PATH,
+  verifiedIdentity,
+} from './claimRecord.js';
 import { probeInContainer } from './execInContainer.js';
 import { DockerFiles } from './files/dockerFiles.js';
 import { delay, readyLineSeen, timedOut } from './readiness.js';
@@ -57,6 +70,13 @@ export class DockerRuntime implements ContainerRuntime {
   readonly #channels: Channels;
   /** The sandboxes' files, reached through the same channels. */
   readonly files: DockerFiles;
+  /**
+   * Per container, what its record says once read (null: no valid record) or what its claim
+   * wrote. A claimed container's identity never changes, so each is read once per process.
+   */
+  readonly #identities = new Map<string, Promise<SandboxIdentity | null>>();
+  /** Pool containers' claim secrets, from their create or a listing: a claim needs no inspect. */
+  readonly #secrets = new Map<string, string>();
 
   constructor(
     private readonly docker: Docker,
@@ -67,6 +87,7 @@ export class DockerRuntime implements ContainerRuntime {
       defaultUser: options.firstCommandUser,
       processOutputBytes: options.processOutputBytes,
       logger,
+      sandboxEnv: async (containerId) => (await this.#identityOf(containerId))?.env ?? {},
       logged: (operation, containerId, run) => this.#call(operation, containerId, run, false),
     });
     this.files = new DockerFiles(docker, {
@@ -105,29 +126,167 @@ export class DockerRuntime implements ContainerRuntime {
 
   listSandboxContainers(): Promise<ObservedContainer[]> {
     return this.#call('list', undefined, async () => {
-      let containers: Docker.ContainerInfo[];
-      try {
-        containers = await this.docker.listContainers({
-          all: true,
-          filters: { label: [SANDBOX_ID_LABEL] },
-        });
-      } catch (error) {
-        throw toServiceError(error, 'list containers');
-      }
-      return containers.map((info) => {
-        const createdAt = new Date(info.Labels[CREATED_AT_LABEL] ?? '');
+      const [labelled, pool] = await Promise.all([
+        this.#list(SANDBOX_ID_LABEL),
+        this.#list(`${POOL_LABEL}=true`),
+      ]);
+      const claimed = pool.filter((info) => isClaimed(info));
+      return [
+        ...labelled.filter((info) => info.Labels[POOL_LABEL] !== 'true').map(fromLabels),
+        ...(await Promise.all(claimed.map((info) => this.#fromClaim(info)))),
+      ];
+    });
+  }
+
+  listPoolContainers(): Promise<PoolContainer[]> {
+    return this.#call('list', undefined, async () => {
+      const waiting = (await this.#list(`${POOL_LABEL}=true`)).filter((info) => !isClaimed(info));
+      return waiting.map((info) => {
+        const secret = info.Labels[CLAIM_SECRET_LABEL];
+        if (secret) this.#secrets.set(info.Id, secret);
         return {
           containerId: info.Id,
-          sandboxId: info.Labels[SANDBOX_ID_LABEL] ?? '',
-          userId: info.Labels[USER_ID_LABEL] ?? '',
+          name: nameOf(info),
           hostId: info.Labels[HOST_ID_LABEL] ?? null,
-          createdAt: Number.isNaN(createdAt.getTime()) ? null : createdAt,
+          configHash: info.Labels[POOL_CONFIG_LABEL] ?? '',
           running: info.State === 'running',
-          template: info.Labels[TEMPLATE_LABEL] ?? null,
-          ttlSeconds: Number(info.Labels[TTL_LABEL]) || null,
-          idleTimeoutSeconds: Number(info.Labels[IDLE_LABEL]) || 0,
         };
       });
+    });
+  }
+
+  async #list(label: string): Promise<Docker.ContainerInfo[]> {
+    try {
+      return await this.docker.listContainers({ all: true, filters: { label: [label] } });
+    } catch (error) {
+      throw toServiceError(error, 'list containers');
+    }
+  }
+
+  async #fromClaim(info: Docker.ContainerInfo): Promise<ObservedContainer> {
+    const identity = await this.#identityOf(info.Id, info.Labels[CLAIM_SECRET_LABEL]);
+    return {
+      containerId: info.Id,
+      sandboxId: nameOf(info),
+      userId: identity?.userId ?? '',
+      hostId: info.Labels[HOST_ID_LABEL] ?? null,
+      createdAt: identity?.createdAt ?? null,
+      running: info.State === 'running',
+      template: identity?.template ?? null,
+      ttlSeconds: identity?.ttlSeconds ?? null,
+      idleTimeoutSeconds: identity?.idleTimeoutSeconds ?? 0,
+      fromPool: true,
+    };
+  }
+
+  /** A claimed pool container's identity; null for any other container, or a claim cut short. */
+  #identityOf(containerId: string, secret?: string): Promise<SandboxIdentity | null> {
+    let identity = this.#identities.get(containerId);
+    if (!identity) {
+      const reading = this.#readIdentity(containerId, secret);
+      this.#identities.set(containerId, reading);
+      // A failed read (the engine down) is tried again; a missing record may be a claim under way.
+      const forget = () => {
+        if (this.#identities.get(containerId) === reading) this.#identities.delete(containerId);
+      };
+      reading.then((found) => found ?? forget(), forget);
+      identity = reading;
+    }
+    return identity;
+  }
+
+  /** The container's claim secret; none for a container that is not a pool one (or is gone). */
+  async #secretOf(containerId: string): Promise<string | undefined> {
+    const known = this.#secrets.get(containerId);
+    if (known) return known;
+    let labels: Record<string, string>;
+    try {
+      const info = await this.#call('inspect', containerId, () =>
+        this.docker.getContainer(containerId).inspect(),
+      );
+      labels = info.Config.Labels ?? {};
+    } catch (error) {
+      if (dockerStatus(error) === 404) return undefined;
+      throw toServiceError(error, `inspect container ${containerId}`);
+    }
+    const secret = labels[CLAIM_SECRET_LABEL];
+    if (secret) this.#secrets.set(containerId, secret);
+    return secret;
+  }
+
+  async #readIdentity(containerId: string, knownSecret?: string): Promise<SandboxIdentity | null> {
+    const secret = knownSecret ?? (await this.#secretOf(containerId));
+    if (!secret) return null;
+    let archive: Readable;
+    try {
+      archive = await this.readArchive(containerId, RECORD_PATH);
+    } catch (error) {
+      if (error instanceof NotFoundError) return null;
+      throw error;
+    }
+    const text = await firstFileOf(archive);
+    return text === null ? null : verifiedIdentity(text, secret);
+  }
+
+  imageId(image: string): Promise<string> {
+    return this.#call('inspect_image', image, async () => {
+      try {
+        return (await this.docker.getImage(image).inspect()).Id;
+      } catch (error) {
+        if (dockerStatus(error) === 404) {
+          throw new UnavailableError(
+            DOCKER,
+            `Sandbox image ${image} is missing from the ${DOCKER}`,
+            {
+              cause: error,
+            },
+          );
+        }
+        throw toServiceError(error, `inspect image ${image}`);
+      }
+    });
+  }
+
+  claimPoolContainer(poolName: string, sandboxId: string): Promise<boolean> {
+    return this.#call('rename', poolName, async () => {
+      try {
+        // By name: once renamed, the old name is gone, so a second claim of it finds nothing.
+        await this.docker.getContainer(poolName).rename({ name: sandboxId });
+        return true;
+      } catch (error) {
+        if (dockerStatus(error) === 404 || dockerStatus(error) === 409) return false;
+        throw toServiceError(error, `rename container ${poolName}`);
+      }
+    });
+  }
+
+  async assignSandbox(
+    containerId: string,
+    identity: SandboxIdentity,
+    limits: ClaimLimits | null,
+  ): Promise<void> {
+    const updated = limits ? this.#update(containerId, limits) : Promise.resolve();
+    updated.catch(() => undefined); // awaited below
+    const secret = await this.#secretOf(containerId);
+    if (!secret) throw new ConflictError(`container ${containerId} is not a pool container`);
+    await this.writeArchive(containerId, '/', claimArchive(identity, secret));
+    await updated;
+    this.#identities.set(containerId, Promise.resolve(identity));
+    this.#channels.warm(containerId);
+  }
+
+  #update(containerId: string, limits: ClaimLimits): Promise<void> {
+    return this.#call('update', containerId, async () => {
+      try {
+        await this.docker.getContainer(containerId).update({
+          NanoCpus: Math.round(limits.cpuLimit * 1e9),
+          Memory: limits.memoryLimitBytes,
+          // What the engine gives a container created with a memory limit and no swap setting.
+          MemorySwap: limits.memoryLimitBytes * 2,
+        });
+      } catch (error) {
+        throw toServiceError(error, `update container ${containerId}`);
+      }
     });
   }
 
@@ -136,11 +295,12 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async #create(spec: ContainerSpec): Promise<string> {
+    const secret = spec.labels[POOL_LABEL] === 'true' ? newClaimSecret() : undefined;
     try {
       const container = await this.docker.createContainer({
         name: spec.name,
         Image: spec.image,
-        Labels: spec.labels,
+        Labels: secret ? { ...spec.labels, [CLAIM_SECRET_LABEL]: secret } : spec.labels,
         // The image's own user (agent) would leave root's execs without their capabilities.
         User: 'root',
         Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
@@ -155,6 +315,7 @@ export class DockerRuntime implements ContainerRuntime {
           CapAdd: ROOT_CAPABILITIES,
         },
       });
+      if (secret) this.#secrets.set(container.id, secret);
       return container.id;
     } catch (error) {
       if (dockerStatus(error) === 404) {
@@ -172,6 +333,7 @@ export class DockerRuntime implements ContainerRuntime {
     containerId: string,
     timeoutMs: number,
     onStarted: () => void,
+    options: StartOptions = {},
   ): Promise<ReadyOutcome> {
     const container = this.docker.getContainer(containerId);
     // Attached before start, so the ready line cannot be missed.
@@ -199,7 +361,7 @@ export class DockerRuntime implements ContainerRuntime {
           ]),
         false,
       );
-      if (outcome.ready) this.#channels.warm(containerId);
+      if (outcome.ready && options.openChannel !== false) this.#channels.warm(containerId);
       return outcome;
     } finally {
       stop.abort();
@@ -355,6 +517,8 @@ export class DockerRuntime implements ContainerRuntime {
   remove(containerId: string): Promise<void> {
     this.#channels.discard(containerId);
     this.files.forget(containerId);
+    this.#identities.delete(containerId);
+    this.#secrets.delete(containerId);
     return this.#call('remove', containerId, async () => {
       try {
         await treatingAsDone([404], `remove container ${containerId}`, () =>
@@ -366,5 +530,46 @@ export class DockerRuntime implements ContainerRuntime {
         throw error;
       }
     });
+  }
+}
+
+function nameOf(info: Docker.ContainerInfo): string {
+  return (info.Names[0] ?? '').replace(/^\//, '');
+}
+
+/** A pool container that a claim renamed to its sandbox's id. */
+function isClaimed(info: Docker.ContainerInfo): boolean {
+  return SANDBOX_ID_PATTERN.test(nameOf(info));
+}
+
+function fromLabels(info: Docker.ContainerInfo): ObservedContainer {
+  const createdAt = new Date(info.Labels[CREATED_AT_LABEL] ?? '');
+  return {
+    containerId: info.Id,
+    sandboxId: info.Labels[SANDBOX_ID_LABEL] ?? '',
+    userId: info.Labels[USER_ID_LABEL] ?? '',
+    hostId: info.Labels[HOST_ID_LABEL] ?? null,
+    createdAt: Number.isNaN(createdAt.getTime()) ? null : createdAt,
+    running: info.State === 'running',
+    template: info.Labels[TEMPLATE_LABEL] ?? null,
+    ttlSeconds: Number(info.Labels[TTL_LABEL]) || null,
+    idleTimeoutSeconds: Number(info.Labels[IDLE_LABEL]) || 0,
+    fromPool: false,
+  };
+}
+
+/** The text of the first file in a tar stream; null when there is none. */
+async function firstFileOf(archive: Readable): Promise<string | null> {
+  const extract = tar.extract();
+  archive.pipe(extract);
+  try {
+    for await (const entry of extract) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    }
+    return null;
+  } finally {
+    archive.destroy();
   }
 }

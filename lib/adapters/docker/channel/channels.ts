@@ -42,6 +42,11 @@ export interface ChannelsOptions {
   /** Per stream and process, the most output a sandbox keeps. */
   processOutputBytes: number;
   logger: Logger;
+  /**
+   * The environment a sandbox's commands get over the container's own: empty but for a claimed
+   * pool container, whose container was made before it had a user.
+   */
+  sandboxEnv: (containerId: string) => Promise<Record<string, string>>;
   /** Logs a call to the engine as the runtime logs each of them. */
   logged: <T>(operation: string, containerId: string, run: () => Promise<T>) => Promise<T>;
 }
@@ -94,8 +99,16 @@ export class Channels {
     const channel = await this.#channelOrFallback(containerId, request.user);
     const result = channel
       ? await channel.exec(request, start, backstopSeconds(request.timeoutSeconds))
-      : await this.options.logged('exec', containerId, () =>
-          execOnce(this.docker, containerId, request, start),
+      : await this.options.logged('exec', containerId, async () =>
+          execOnce(
+            this.docker,
+            containerId,
+            {
+              ...request,
+              env: { ...(await this.options.sandboxEnv(containerId)), ...request.env },
+            },
+            start,
+          ),
         );
     // A command that left no record (it failed to start, or replaced its shell) moves nothing.
     if (result.cwd && !start.kept) sandbox.cwd = result.cwd;
@@ -327,8 +340,9 @@ export class Channels {
       throw error;
     });
     await sandbox.prepared;
+    const env = await this.options.sandboxEnv(containerId);
     const { channel, storedCwd } = await this.options.logged('open_channel', containerId, () =>
-      Channel.open(this.docker, containerId, user, CHANNEL_SCRIPT),
+      Channel.open(this.docker, containerId, user, CHANNEL_SCRIPT, env),
     );
     sandbox.cwd ??= storedCwd || undefined;
     sandbox.fallback = undefined;
