@@ -1,3 +1,4 @@
+import { configureServerPayloads } from './http/serverPayloads.js';
 import { processApp } from './processApp.js';
 
 /**
@@ -23,6 +24,7 @@ process.env.NODE_OPTIONS = (process.env.NODE_OPTIONS ?? '')
   .join(' ');
 
 const app = processApp();
+configureServerPayloads(app.settings.MAX_FILE_BYTES);
 app.start();
 
 process.on('message', (message: DrainRequest) => {

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './logger.js';
 import type { SandboxStore } from './ports.js';
 import { ReconcileLoop } from './service/reconcileLoop.js';
 import type { Reconciler } from './service/reconciler.js';
+import type { FileService } from './service/fileService.js';
 import type { ProcessService } from './service/processService.js';
 import type { SandboxService } from './service/sandboxService.js';
 import type { HealthCheck } from './service/health.js';
@@ -26,6 +27,7 @@ export interface App {
   requests: RequestTracker;
   sandboxes: SandboxService;
   processes: ProcessService;
+  files: FileService;
   health: HealthCheck;
   storage: UserStorage;
   reconciler: Reconciler;
@@ -69,7 +71,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
   });
   const s3 = settings.S3_BUCKET ? createS3(settings, logger) : undefined;
   const services = composeServices(
-    { store, runtime, objects: s3?.storage ?? null },
+    { store, runtime, files: runtime.files, objects: s3?.storage ?? null },
     settings,
     logger,
   );
@@ -98,6 +100,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
     requests: new RequestTracker(),
     sandboxes: services.sandboxes,
     processes: services.processes,
+    files: services.files,
     health: services.health,
     storage: services.storage,
     reconciler,

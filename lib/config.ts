@@ -214,6 +214,12 @@ export const SETTINGS = {
     meaning:
       'Bytes of output kept per stream of a background process, in its sandbox; past it the oldest go.',
   }),
+  MAX_FILE_BYTES: setting({
+    schema: int(1024, 1024 ** 3),
+    default: '104857600',
+    meaning:
+      'Largest file the Files API reads, writes or edits, and largest archive it moves; past it a 413.',
+  }),
   S3_BUCKET: setting({
     schema: z.string().regex(BUCKET_NAME, 'must be a valid S3 bucket name').optional(),
     defaultLabel: 'none (`npm start`: an embedded S3 server)',

@@ -28,6 +28,22 @@ export class NotFoundError extends withStatus(404) {}
 
 export class ConflictError extends withStatus(409) {}
 
+/** A body or a file over the size the service moves. */
+export class PayloadTooLargeError extends withStatus(413) {}
+
+/**
+ * A path in a sandbox that is missing (404), forbidden to the user (403) or of the wrong kind
+ * (409): the operation's own answer, never read as the container's state.
+ */
+export class PathError extends ServiceError {
+  constructor(
+    readonly statusCode: 403 | 404 | 409,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export interface ValidationIssue {
   loc: (string | number)[];
   msg: string;

@@ -217,6 +217,82 @@ export interface ContainerRuntime {
   writeArchive(containerId: string, path: string, tar: Readable): Promise<void>;
 }
 
+export const FILE_TYPES = ['file', 'dir', 'symlink', 'other'] as const;
+export type FileType = (typeof FILE_TYPES)[number];
+
+/** A path in a sandbox as `lstat` sees it (a symlink is itself, with its target). */
+export interface FileEntry {
+  path: string;
+  name: string;
+  type: FileType;
+  size: number;
+  /** The permission bits, as 4 octal digits (`0644`). */
+  mode: string;
+  modifiedAt: Date;
+  /** A symlink's target, as it is written. */
+  target?: string;
+}
+
+export interface SearchQuery {
+  /** A Perl-compatible regular expression, matched against the bytes of each line. */
+  pattern: string;
+  /** A file or a directory searched through. */
+  path: string;
+  /** Matched against the file's name; with a `/`, against its path under `path`. */
+  glob?: string;
+  ignoreCase: boolean;
+  maxResults: number;
+}
+
+export interface SearchMatch {
+  path: string;
+  line: number;
+  text: string;
+}
+
+export interface SearchResult {
+  matches: SearchMatch[];
+  truncated: boolean;
+  /** Which tool searched: `rg` where the image has it, `grep` otherwise. */
+  engine: string;
+}
+
+/**
+ * The files of a running sandbox, reached as one of its users: the container's permissions apply.
+ * Paths are absolute and normalized. A path that is missing, forbidden or of the wrong kind is a
+ * PathError (404, 403, 409); a stopped or gone container the runtime's ConflictError or
+ * NotFoundError.
+ */
+export interface SandboxFiles {
+  /** The bytes of a regular file; a PayloadTooLargeError past `maxBytes`. */
+  read(containerId: string, user: string, path: string, maxBytes: number): Promise<Buffer>;
+  /** Replaces the file at once (a reader sees the old or the new bytes); parents are made. */
+  write(
+    containerId: string,
+    user: string,
+    path: string,
+    bytes: Buffer,
+    mode: number,
+  ): Promise<FileEntry>;
+  stat(containerId: string, user: string, path: string): Promise<FileEntry>;
+  /** What is under the directory, `depth` levels down, in no order. */
+  list(containerId: string, user: string, path: string, depth: number): Promise<FileEntry[]>;
+  remove(containerId: string, user: string, path: string, recursive: boolean): Promise<void>;
+  makeDir(containerId: string, user: string, path: string): Promise<FileEntry>;
+  move(
+    containerId: string,
+    user: string,
+    from: string,
+    to: string,
+    overwrite: boolean,
+  ): Promise<FileEntry>;
+  search(containerId: string, user: string, query: SearchQuery): Promise<SearchResult>;
+  /** A tar of the directory's tree, as the user reads it; a PayloadTooLargeError past maxBytes. */
+  readArchive(containerId: string, user: string, path: string, maxBytes: number): Promise<Buffer>;
+  /** Extracts a tar into the directory (made when missing), the files the user's. */
+  writeArchive(containerId: string, user: string, path: string, tar: Buffer): Promise<void>;
+}
+
 export interface StoredObject {
   key: string;
   size: number;

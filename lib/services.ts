@@ -1,9 +1,10 @@
 import type { Settings } from './config.js';
 import { DEFAULT_TEMPLATE } from './domain/sandboxConfig.js';
 import type { Logger } from './logger.js';
-import type { ContainerRuntime, ObjectStorage, SandboxStore } from './ports.js';
+import type { ContainerRuntime, ObjectStorage, SandboxFiles, SandboxStore } from './ports.js';
 import { Adoption } from './service/adoption.js';
 import { SandboxEnding } from './service/ending.js';
+import { FileService } from './service/fileService.js';
 import { HealthCheck } from './service/health.js';
 import { HomeSync } from './service/homeSync.js';
 import { InFlight } from './service/inFlight.js';
@@ -16,13 +17,14 @@ import { UserStorage } from './service/userStorage.js';
 export interface Ports {
   store: SandboxStore;
   runtime: ContainerRuntime;
+  files: SandboxFiles;
   /** Null when no bucket is configured: homes are not kept. */
   objects: ObjectStorage | null;
 }
 
 /** The services over the ports, wired as every process (and the unit tests) use them. */
 export function composeServices(
-  { store, runtime, objects }: Ports,
+  { store, runtime, files, objects }: Ports,
   settings: Settings,
   logger: Logger,
 ) {
@@ -98,6 +100,7 @@ export function composeServices(
   return {
     sandboxes,
     processes,
+    files: new FileService(access, files, { maxFileBytes: settings.MAX_FILE_BYTES }, logger),
     ending,
     adoption,
     inFlight,

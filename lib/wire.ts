@@ -1,7 +1,7 @@
 import type { Sandbox } from './domain/sandbox.js';
 import { maskedConfig } from './domain/sandboxConfig.js';
 import type { StorageUsage, Tier, TierUsage } from './domain/storage.js';
-import type { ProcessInfo, ProcessOutput } from './ports.js';
+import type { FileEntry, ProcessInfo, ProcessOutput, SearchResult } from './ports.js';
 import type { DependencyHealth, Health } from './service/health.js';
 import type { PassSummary } from './service/reconciler.js';
 import type { ExecOutcome } from './service/sandboxService.js';
@@ -138,4 +138,24 @@ export function passSummaryWire(summary: PassSummary) {
     failed: summary.failed,
     duration_ms: summary.durationMs,
   };
+}
+
+export function fileEntryWire(entry: FileEntry) {
+  return {
+    path: entry.path,
+    name: entry.name,
+    type: entry.type,
+    size: entry.size,
+    mode: entry.mode,
+    modified_at: entry.modifiedAt.toISOString(),
+    ...(entry.target !== undefined && { target: entry.target }),
+  };
+}
+
+export function fileListWire(path: string, entries: FileEntry[]) {
+  return { path, entries: entries.map(fileEntryWire) };
+}
+
+export function searchWire(result: SearchResult) {
+  return { matches: result.matches, truncated: result.truncated, engine: result.engine };
 }

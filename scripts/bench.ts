@@ -15,6 +15,7 @@ import {
   timed,
   type Call,
 } from './benchClient.js';
+import { benchFiles, fileRows, type FileTimings } from './benchFiles.js';
 import { benchHomes, type HomeTimings } from './benchHome.js';
 import { benchLoad, type LoadSide, type LoadTimings } from './benchLoad.js';
 import { benchLongPoll, type LongPollTimings } from './benchProcesses.js';
@@ -32,6 +33,8 @@ const CREATES = knob('BENCH_CREATES', 20);
 const EXECS = knob('BENCH_EXECS', 200);
 const BACK_TO_BACK = knob('BENCH_BACK_TO_BACK', 50);
 const HOME_ROUNDS = knob('BENCH_HOME_ROUNDS', 3);
+const FILE_ROUNDS = knob('BENCH_FILE_ROUNDS', 20);
+const FILE_LARGE_ROUNDS = knob('BENCH_FILE_LARGE_ROUNDS', 5);
 /**
  * The pause before each timed operation, on both sides: an agent thinks between commands, and the
  * pause lets what one operation left running in the background settle before the next is timed.
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
   let longPoll: LongPollTimings | undefined;
   let load: LoadTimings | undefined;
   let homes: HomeTimings | undefined;
+  let fileTimings: FileTimings | undefined;
   let scale: ScaleTimings | undefined;
   let registry: RegistryTimings | undefined;
   const defaultMemory = loadConfig().CONTAINER_MEMORY_LIMIT;
@@ -206,7 +210,19 @@ async function main(): Promise<void> {
       rawBackToBack.push(await timed(() => rawExec(docker, container)));
     }
     progress('exec', `${BACK_TO_BACK} back-to-back on each side`);
-    await call('DELETE', `/sandboxes/${sandbox.sandboxId}?graceful=false`);
+    if (FILE_ROUNDS > 0 || FILE_LARGE_ROUNDS > 0) {
+      progress('files', 'writes and reads of 1 KiB, 1 MiB and 50 MiB, a list, a search');
+      fileTimings = await phase('files', () =>
+        benchFiles(server.baseUrl, agent, docker, sandbox, {
+          rounds: FILE_ROUNDS,
+          largeRounds: FILE_LARGE_ROUNDS,
+          pauseMs: PAUSE_MS,
+          serverPid: server.process.pid ?? 0,
+        }),
+      );
+    }
+    // Ending it through the API would save its home, with the files above.
+    await removeContainer(docker, sandbox.containerId);
 
     if (LONG_POLL_ROUNDS > 0 || LOAD_SECONDS > 0) {
       progress('load', `creating ${LOAD_SANDBOXES} sandboxes`);
@@ -267,7 +283,7 @@ async function main(): Promise<void> {
   }
 
   console.log(
-    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${LOAD_CLIENTS} clients for ${LOAD_SECONDS} s on ${LOAD_SANDBOXES} sandboxes, ${LONG_POLL_ROUNDS} long-poll rounds, ${IDLE_SANDBOXES} idle sandboxes of ${IDLE_MEMORY}, ${HOME_ROUNDS} home rounds, image ${IMAGE}, network none`,
+    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${LOAD_CLIENTS} clients for ${LOAD_SECONDS} s on ${LOAD_SANDBOXES} sandboxes, ${LONG_POLL_ROUNDS} long-poll rounds, ${IDLE_SANDBOXES} idle sandboxes of ${IDLE_MEMORY}, ${HOME_ROUNDS} home rounds, ${FILE_ROUNDS} file rounds (${FILE_LARGE_ROUNDS} of 50 MiB), image ${IMAGE}, network none`,
   );
   row('create-to-ready', apiCreate, rawCreate);
   row('exec echo hi', apiExec, rawExecs);
@@ -280,6 +296,7 @@ async function main(): Promise<void> {
       `back-to-back <= 0.1x raw: ${met(ratio(apiBackToBack, rawBackToBack) <= 0.1)}`,
   ].filter(Boolean);
   if (targets.length > 0) console.log(`targets: ${targets.join('; ')}`);
+  if (fileTimings) for (const line of fileRows(fileTimings)) console.log(line);
   if (load) {
     loadRow('load api', load.api);
     loadRow('load raw', load.raw);

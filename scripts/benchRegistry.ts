@@ -135,20 +135,19 @@ export async function benchRegistry(
       [ids, user, hostId],
     );
     const store = new PostgresSandboxStore(pool, logger, 1000);
-    const counted = counting(
-      new DockerRuntime(docker, logger, {
-        slowCallMs: 1000,
-        firstCommandUser: 'agent',
-        processOutputBytes: 1024 * 1024,
-      }),
-    );
+    const dockerRuntime = new DockerRuntime(docker, logger, {
+      slowCallMs: 1000,
+      firstCommandUser: 'agent',
+      processOutputBytes: 1024 * 1024,
+    });
+    const counted = counting(dockerRuntime);
     const settings = loadConfig({
       MATRX_HOST_ID: hostId,
       MATRX_RECONCILE_GRACE_SECONDS: '0',
       MATRX_RECONCILE_STUCK_SECONDS: '3600',
     });
     const { reconciler } = composeServices(
-      { store, runtime: counted.runtime, objects: null },
+      { store, runtime: counted.runtime, files: dockerRuntime.files, objects: null },
       settings,
       logger,
     );

@@ -38,6 +38,12 @@ function operation(route: RouteSpec, isPublic: boolean) {
         content: { 'application/json': { schema: schemaOf(route.body, 'input') } },
       },
     }),
+    ...(route.rawBody && {
+      requestBody: {
+        required: true,
+        content: { [route.rawBody]: { schema: { type: 'string', format: 'binary' } } },
+      },
+    }),
     responses: Object.fromEntries(
       Object.entries(route.responses).map(([status, response]) => [
         status,
@@ -45,6 +51,9 @@ function operation(route: RouteSpec, isPublic: boolean) {
           description: response.description,
           ...(response.schema && {
             content: { 'application/json': { schema: schemaOf(response.schema, 'output') } },
+          }),
+          ...(response.mediaType && {
+            content: { [response.mediaType]: { schema: { type: 'string', format: 'binary' } } },
           }),
         },
       ]),

@@ -2,18 +2,21 @@ import { z } from 'zod';
 import { DOCS_ASSET_NAMES } from './docsPage.js';
 import type { Settings } from '../config.js';
 import type { ConfigCaps } from './configSchema.js';
+import * as f from './fileSchemas.js';
 import * as s from './schemas.js';
 
 export interface ResponseSpec {
   description: string;
   /** The JSON body; none for a 204 or a body that is not JSON. */
   schema?: z.ZodType;
+  /** The media type of a body of raw bytes. */
+  mediaType?: string;
 }
 
 export interface RouteSpec {
   /** The function's name in serverless.yml. */
   functionName: string;
-  method: 'get' | 'post' | 'delete';
+  method: 'get' | 'post' | 'put' | 'delete';
   /** API Gateway style, as in serverless.yml. */
   path: string;
   summary: string;
@@ -21,6 +24,8 @@ export interface RouteSpec {
   query?: z.ZodObject;
   body?: z.ZodType;
   bodyRequired?: boolean;
+  /** The media type of a body of raw bytes, taken as it came (never parsed as JSON). */
+  rawBody?: string;
   /** Every answer: a route lists its own, `withSharedResponses` adds those any route gives. */
   responses: Record<number, ResponseSpec>;
 }
@@ -30,6 +35,9 @@ const error = (description: string): ResponseSpec => ({ description, schema: s.e
 const otherHost = error('The sandbox runs on another host, or cannot make this move now');
 const notRunning = error('The sandbox is not running, or runs on another host');
 const processMissing = error('Sandbox or process not found');
+const pathDenied = error('Permission denied: the user may not do this to the path');
+const pathMissing = error('Sandbox not found, or no such file or directory');
+const tooLarge = error('Over MATRX_MAX_FILE_BYTES');
 
 const LOOKED_UP_IDS = ['sandbox_id', 'process_id'];
 
@@ -43,7 +51,7 @@ const PUBLIC_ROUTE_NAMES = ['health'] as const;
  * malformed or unknown sandbox id, and 422 when it validates anything else.
  */
 function sharedResponses(
-  route: Partial<Pick<RouteSpec, 'method' | 'params' | 'query' | 'body'>>,
+  route: Partial<Pick<RouteSpec, 'method' | 'params' | 'query' | 'body' | 'rawBody'>>,
   options: { isPublic: boolean; routeHandler: boolean },
 ): Record<number, ResponseSpec> {
   const params = Object.keys(route.params?.shape ?? {});
@@ -58,7 +66,9 @@ function sharedResponses(
     shared[403] = error('Wrong API key');
   }
   if (!options.routeHandler) return shared;
-  if (route.method !== 'get') shared[400] = error('Malformed JSON in the request body');
+  if (route.method !== 'get' && !route.rawBody) {
+    shared[400] = error('Malformed JSON in the request body');
+  }
   if (params.includes('sandbox_id')) shared[404] = error('Sandbox not found');
   if (validates)
     shared[422] = { description: 'Validation error', schema: s.validationErrorResponse };
@@ -234,6 +244,171 @@ export function buildRoutes(limits: RouteLimits) {
         200: { description: 'The process, ended', schema: s.processResponse },
         404: processMissing,
         409: notRunning,
+      },
+    },
+    readFile: {
+      functionName: 'readFile',
+      method: 'get',
+      path: '/sandboxes/{sandbox_id}/files',
+      summary: 'The bytes of a file, read as the user',
+      params: s.sandboxIdPath,
+      query: f.pathQuery,
+      responses: {
+        200: { description: 'The bytes', mediaType: 'application/octet-stream' },
+        403: pathDenied,
+        404: pathMissing,
+        409: error('A directory or not a regular file; or the sandbox is not running'),
+        413: tooLarge,
+      },
+    },
+    writeFile: {
+      functionName: 'writeFile',
+      method: 'put',
+      path: '/sandboxes/{sandbox_id}/files',
+      summary: 'Write a file from the raw body, as the user, in one step; parents are made',
+      params: s.sandboxIdPath,
+      query: f.writeQuery,
+      rawBody: 'application/octet-stream',
+      responses: {
+        200: { description: 'The file written', schema: f.fileEntryResponse },
+        403: pathDenied,
+        404: error('Sandbox not found'),
+        409: error('A directory is in the way; or the sandbox is not running'),
+        413: tooLarge,
+      },
+    },
+    listFiles: {
+      functionName: 'listFiles',
+      method: 'get',
+      path: '/sandboxes/{sandbox_id}/files/list',
+      summary: 'What is in a directory, depth levels down, sorted by path',
+      params: s.sandboxIdPath,
+      query: f.listQuery,
+      responses: {
+        200: { description: 'The entries', schema: f.fileListResponse },
+        403: pathDenied,
+        404: pathMissing,
+        409: error('Not a directory; or the sandbox is not running'),
+      },
+    },
+    statFile: {
+      functionName: 'statFile',
+      method: 'get',
+      path: '/sandboxes/{sandbox_id}/files/stat',
+      summary: 'One entry; a symlink is itself, with its target',
+      params: s.sandboxIdPath,
+      query: f.pathQuery,
+      responses: {
+        200: { description: 'The entry', schema: f.fileEntryResponse },
+        403: pathDenied,
+        404: pathMissing,
+        409: notRunning,
+      },
+    },
+    deleteFile: {
+      functionName: 'deleteFile',
+      method: 'delete',
+      path: '/sandboxes/{sandbox_id}/files',
+      summary: 'Delete a file, a symlink or a directory (a non-empty one with recursive)',
+      params: s.sandboxIdPath,
+      query: f.deleteQuery,
+      responses: {
+        204: { description: 'Gone' },
+        403: pathDenied,
+        404: pathMissing,
+        409: error('A non-empty directory without recursive; or the sandbox is not running'),
+      },
+    },
+    makeDir: {
+      functionName: 'makeDir',
+      method: 'post',
+      path: '/sandboxes/{sandbox_id}/files/mkdir',
+      summary: 'Make a directory and its parents; one that exists is fine',
+      params: s.sandboxIdPath,
+      body: f.mkdirBody,
+      bodyRequired: true,
+      responses: {
+        200: { description: 'The directory', schema: f.fileEntryResponse },
+        403: pathDenied,
+        404: error('Sandbox not found'),
+        409: error('A file is in the way; or the sandbox is not running'),
+      },
+    },
+    moveFile: {
+      functionName: 'moveFile',
+      method: 'post',
+      path: '/sandboxes/{sandbox_id}/files/move',
+      summary: 'Move or rename; the parents of to are made',
+      params: s.sandboxIdPath,
+      body: f.moveBody,
+      bodyRequired: true,
+      responses: {
+        200: { description: 'The entry of to', schema: f.fileEntryResponse },
+        403: pathDenied,
+        404: pathMissing,
+        409: error('to exists and overwrite is false; or the sandbox is not running'),
+      },
+    },
+    editFile: {
+      functionName: 'editFile',
+      method: 'post',
+      path: '/sandboxes/{sandbox_id}/files/edit',
+      summary: 'Replace an exact string in a file',
+      params: s.sandboxIdPath,
+      body: f.editBody,
+      bodyRequired: true,
+      responses: {
+        200: { description: 'How many were replaced', schema: f.editResponse },
+        403: pathDenied,
+        404: pathMissing,
+        409: error('old_string absent, or found more than once without replace_all'),
+        413: tooLarge,
+      },
+    },
+    searchFiles: {
+      functionName: 'searchFiles',
+      method: 'post',
+      path: '/sandboxes/{sandbox_id}/files/search',
+      summary: 'Lines matching a regular expression, in files under a path',
+      params: s.sandboxIdPath,
+      body: f.searchBody,
+      bodyRequired: true,
+      responses: {
+        200: { description: 'The matches', schema: f.searchResponse },
+        403: pathDenied,
+        404: pathMissing,
+        409: notRunning,
+      },
+    },
+    readArchive: {
+      functionName: 'readArchive',
+      method: 'get',
+      path: '/sandboxes/{sandbox_id}/files/archive',
+      summary: "A tar of a directory's tree, as the user reads it",
+      params: s.sandboxIdPath,
+      query: f.pathQuery,
+      responses: {
+        200: { description: 'The tar', mediaType: 'application/x-tar' },
+        403: pathDenied,
+        404: pathMissing,
+        409: error('Not a directory; or the sandbox is not running'),
+        413: tooLarge,
+      },
+    },
+    writeArchive: {
+      functionName: 'writeArchive',
+      method: 'put',
+      path: '/sandboxes/{sandbox_id}/files/archive',
+      summary: 'Extract a tar into a directory (made if missing), as the user',
+      params: s.sandboxIdPath,
+      query: f.pathQuery,
+      rawBody: 'application/x-tar',
+      responses: {
+        200: { description: 'What was extracted', schema: f.archiveInResponse },
+        403: pathDenied,
+        404: error('Sandbox not found'),
+        409: error('A file is in the way; or the sandbox is not running'),
+        413: tooLarge,
       },
     },
     extendSandbox: {

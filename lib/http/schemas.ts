@@ -48,7 +48,7 @@ function commandText(maxCommandLength: number) {
   );
 }
 
-const commandUser = z
+export const commandUser = z
   .string()
   .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name')
   .default(DEFAULT_EXEC_USER);

@@ -8,8 +8,8 @@ import { apiKeyAuth, type ApiKeySettings } from './apiKeyAuth.js';
 import { refuseWhileDraining, type RequestTracker } from './draining.js';
 import { errorMapper } from './errorMapper.js';
 import { requestLog, withRequestContext } from './requestLog.js';
-import type { HttpResponse } from './responses.js';
-import { PUBLIC_ROUTES, type RouteName, type Routes } from './routes.js';
+import { requestBytes, type HttpResponse } from './responses.js';
+import { PUBLIC_ROUTES, type RouteName, type Routes, type RouteSpec } from './routes.js';
 import { parseRequest, type RouteInput } from './validation.js';
 
 type Middleware = MiddlewareObj<APIGatewayProxyEvent, HttpResponse>;
@@ -69,20 +69,24 @@ function jsonBodyWhenPresent(): Middleware {
   };
 }
 
-/** A handler for one route of lib/http/routes.ts: validated input in, response out. */
+/**
+ * A handler for one route of lib/http/routes.ts: validated input in, response out. A route with a
+ * raw body gets its bytes as they came, never parsed.
+ */
 export function routeHandler<N extends RouteName>(
   name: N,
-  handle: (input: RouteInput<Routes[N]>, app: App) => Promise<HttpResponse>,
+  handle: (input: RouteInput<Routes[N]>, app: App, rawBody: Buffer) => Promise<HttpResponse>,
   app: App = processApp(),
 ): Handler {
   const deps = stackDependencies(app);
-  const route = app.routes[name];
-  const handler = baseStack(deps, { requiresKey: !PUBLIC_ROUTES.has(name) })
-    .use(jsonBodyWhenPresent())
-    .handler(async (event) => {
-      // Health answers whatever state the registry is in: saying so is its job.
-      if (name !== 'health') await app.ready();
-      return handle(parseRequest(route, event), app);
-    });
+  const route: RouteSpec = app.routes[name];
+  const stack = baseStack(deps, { requiresKey: !PUBLIC_ROUTES.has(name) });
+  if (!route.rawBody) stack.use(jsonBodyWhenPresent());
+  const handler = stack.handler(async (event) => {
+    // Health answers whatever state the registry is in: saying so is its job.
+    if (name !== 'health') await app.ready();
+    const rawBody = route.rawBody ? requestBytes(event) : Buffer.alloc(0);
+    return handle(parseRequest(route, event) as RouteInput<Routes[N]>, app, rawBody);
+  });
   return served(deps, handler);
 }

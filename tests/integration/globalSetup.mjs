@@ -63,6 +63,8 @@ export default async function globalSetup() {
       // Small, so that a test can pass it: 4 segments of 32 KiB per stream.
       MATRX_PROCESS_OUTPUT_BYTES: String(128 * 1024),
       MATRX_CONTAINER_CPU_LIMIT: '1',
+      // Small, so that a test can pass it cheaply; a test's multi-MiB files stay under it.
+      MATRX_MAX_FILE_BYTES: String(8 * 1024 * 1024),
       // A second template, on the one image every run has: what is checked is the choosing.
       MATRX_SANDBOX_TEMPLATES: 'second=matrx-sandbox:latest',
     },

@@ -8,6 +8,7 @@ import { loadConfig } from '../../lib/config.js';
 import { Adoption } from '../../lib/service/adoption.js';
 import { InFlight } from '../../lib/service/inFlight.js';
 import { composeServices } from '../../lib/services.js';
+import { FakeFiles } from './fakeFiles.js';
 
 export const HOST_ID = 'host-a';
 
@@ -273,7 +274,8 @@ export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
     MATRX_READY_TIMEOUT_SECONDS: '5',
     MATRX_MAX_OUTPUT_BYTES: '1024',
   });
-  const services = composeServices({ store, runtime, objects: null }, settings, logger);
+  const files = new FakeFiles();
+  const services = composeServices({ store, runtime, files, objects: null }, settings, logger);
   const reconcilerWith = (
     overrides: Partial<ReconcilerSettings> & { adoptOrphans?: boolean; inFlight?: InFlight } = {},
   ) => {
@@ -301,7 +303,7 @@ export function serviceWith(runtime: FakeRuntime, hostId = HOST_ID) {
       logger,
     );
   };
-  return { store, service: services.sandboxes, ...services, reconcilerWith };
+  return { store, service: services.sandboxes, ...services, fakeFiles: files, reconcilerWith };
 }
 
 /** Alice's sandbox, created and ready, with the fake runtime and the services around it. */

@@ -29,6 +29,7 @@ import { loggedCall } from '../callLog.js';
 import { dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
 import { Channels } from './channel/channels.js';
 import { probeInContainer } from './execInContainer.js';
+import { DockerFiles } from './files/dockerFiles.js';
 import { delay, readyLineSeen, timedOut } from './readiness.js';
 
 const READY_MARKER = '/tmp/.sandbox_ready';
@@ -54,6 +55,8 @@ export interface DockerRuntimeOptions {
 
 export class DockerRuntime implements ContainerRuntime {
   readonly #channels: Channels;
+  /** The sandboxes' files, reached through the same channels. */
+  readonly files: DockerFiles;
 
   constructor(
     private readonly docker: Docker,
@@ -64,6 +67,10 @@ export class DockerRuntime implements ContainerRuntime {
       defaultUser: options.firstCommandUser,
       processOutputBytes: options.processOutputBytes,
       logger,
+      logged: (operation, containerId, run) => this.#call(operation, containerId, run, false),
+    });
+    this.files = new DockerFiles(docker, {
+      exec: (containerId, request) => this.exec(containerId, request),
       logged: (operation, containerId, run) => this.#call(operation, containerId, run, false),
     });
   }
@@ -347,6 +354,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   remove(containerId: string): Promise<void> {
     this.#channels.discard(containerId);
+    this.files.forget(containerId);
     return this.#call('remove', containerId, async () => {
       try {
         await treatingAsDone([404], `remove container ${containerId}`, () =>

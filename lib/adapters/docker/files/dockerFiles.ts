@@ -1,0 +1,326 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import tar from 'tar-stream';
+import { PathError, PayloadTooLargeError, ValidationError } from '../../../errors.js';
+import type {
+  ExecRequest,
+  ExecResult,
+  FileEntry,
+  SandboxFiles,
+  SearchMatch,
+  SearchQuery,
+  SearchResult,
+} from '../../../ports.js';
+import { dockerStatus, toServiceError } from '../dockerErrors.js';
+import {
+  fileCommand,
+  parseAnswer,
+  parseEntries,
+  pathError,
+  type ScriptAnswer,
+} from './fileScript.js';
+
+/** Where each user's staged files live: /run/matrx/f is root's (0711), f/<uid> the user's (0700). */
+const STAGING_ROOT = '/run/matrx';
+const OPERATION_TIMEOUT_SECONDS = 120;
+/** What a listing or a search may print; past it the answer is cut. */
+const ANSWER_BYTES = 32 * 1024 * 1024;
+
+export interface DockerFilesOptions {
+  /** A command as `user`, through the sandbox's channel for that user. */
+  exec: (containerId: string, request: ExecRequest) => Promise<ExecResult>;
+  /** Logs a call to the engine as the runtime logs each of them. */
+  logged: <T>(operation: string, containerId: string, run: () => Promise<T>) => Promise<T>;
+}
+
+interface Ids {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Files of a sandbox, as one of its users. Every check and every change of a name is done by the
+ * user (a command through the user's channel), so the kernel applies the container's permissions;
+ * the bytes travel through the engine's archive calls, which are fast and stream, into or out of
+ * the user's staging folder only: a write is staged there (owned by the user), then renamed into
+ * place by the user, in one step a reader cannot see half of.
+ */
+export class DockerFiles implements SandboxFiles {
+  /** Per container and user: the ids, once their staging folder is made. */
+  readonly #ids = new Map<string, Promise<Ids>>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly options: DockerFilesOptions,
+  ) {}
+
+  /** The container is gone: what was kept for it goes too. */
+  forget(containerId: string): void {
+    for (const key of this.#ids.keys()) {
+      if (key.startsWith(`${containerId}/`)) this.#ids.delete(key);
+    }
+  }
+
+  async read(containerId: string, user: string, path: string, maxBytes: number): Promise<Buffer> {
+    const answer = await this.#run(containerId, user, path, 'check_read', path);
+    const realPath = answer.fields[0] ?? path;
+    return this.#readStaged(containerId, realPath, path, maxBytes);
+  }
+
+  async write(
+    containerId: string,
+    user: string,
+    path: string,
+    bytes: Buffer,
+    mode: number,
+  ): Promise<FileEntry> {
+    const staged = await this.#stage(containerId, user, bytes, mode);
+    const answer = await this.#run(
+      containerId,
+      user,
+      path,
+      'commit',
+      staged,
+      path,
+      mode.toString(8),
+    );
+    return this.#entry(answer, path);
+  }
+
+  async stat(containerId: string, user: string, path: string): Promise<FileEntry> {
+    return this.#entry(await this.#run(containerId, user, path, 'stat', path), path);
+  }
+
+  async list(containerId: string, user: string, path: string, depth: number): Promise<FileEntry[]> {
+    return parseEntries((await this.#run(containerId, user, path, 'list', path, depth)).fields);
+  }
+
+  async remove(containerId: string, user: string, path: string, recursive: boolean) {
+    await this.#run(containerId, user, path, 'delete', path, recursive ? 1 : 0);
+  }
+
+  async makeDir(containerId: string, user: string, path: string): Promise<FileEntry> {
+    return this.#entry(await this.#run(containerId, user, path, 'mkdir', path), path);
+  }
+
+  async move(containerId: string, user: string, from: string, to: string, overwrite: boolean) {
+    const answer = await this.#exec(containerId, user, 'move', from, to, overwrite ? 1 : 0);
+    // Exists is about `to`; anything else about `from` (missing) or the move itself.
+    if (answer.status !== 'ok') throw pathError(answer, answer.status === 'exists' ? to : from);
+    return this.#entry(answer, to);
+  }
+
+  async search(containerId: string, user: string, query: SearchQuery): Promise<SearchResult> {
+    const answer = await this.#exec(
+      containerId,
+      user,
+      'search',
+      query.path,
+      query.glob ?? '',
+      query.ignoreCase ? 1 : 0,
+      query.maxResults,
+      query.pattern,
+    );
+    if (answer.status === 'invalid') {
+      const why = answer.fields[0] ?? 'not a valid regular expression';
+      throw new ValidationError([{ loc: ['body', 'pattern'], msg: why, type: 'value_error' }]);
+    }
+    if (answer.status !== 'ok') throw pathError(answer, query.path);
+    const [engine = '', ...rest] = answer.fields;
+    const matches = parseMatches(rest.join('\0'));
+    return {
+      engine,
+      matches: matches.slice(0, query.maxResults),
+      truncated: matches.length > query.maxResults,
+    };
+  }
+
+  async readArchive(containerId: string, user: string, path: string, maxBytes: number) {
+    const { uid } = await this.#idsOf(containerId, user);
+    const staged = `${STAGING_ROOT}/f/${uid}/${randomBytes(12).toString('hex')}.tar`;
+    await this.#run(containerId, user, path, 'pack', path, staged);
+    try {
+      return await this.#readStaged(containerId, staged, path, maxBytes);
+    } finally {
+      void this.#exec(containerId, user, 'remove', staged).catch(() => undefined);
+    }
+  }
+
+  async writeArchive(containerId: string, user: string, path: string, tarBytes: Buffer) {
+    const staged = await this.#stage(containerId, user, tarBytes, 0o600);
+    await this.#run(containerId, user, path, 'unpack', staged, path);
+  }
+
+  /** Puts the bytes into the user's staging folder as a file of the user's; its path. */
+  async #stage(containerId: string, user: string, bytes: Buffer, mode: number): Promise<string> {
+    const ids = await this.#idsOf(containerId, user);
+    const name = randomBytes(12).toString('hex');
+    const pack = tar.pack();
+    stagingFolders(pack, ids);
+    pack.entry({ name: `f/${ids.uid}/${name}`, mode, uid: ids.uid, gid: ids.gid }, bytes);
+    pack.finalize();
+    await this.#putArchive(containerId, pack);
+    return `${STAGING_ROOT}/f/${ids.uid}/${name}`;
+  }
+
+  #idsOf(containerId: string, user: string): Promise<Ids> {
+    const key = `${containerId}/${user}`;
+    let ids = this.#ids.get(key);
+    if (!ids) {
+      ids = this.#lookUpIds(containerId, user);
+      this.#ids.set(key, ids);
+      ids.catch(() => this.#ids.delete(key));
+    }
+    return ids;
+  }
+
+  async #lookUpIds(containerId: string, user: string): Promise<Ids> {
+    const result = await this.options.exec(containerId, {
+      command: 'trap - EXIT; id -u; id -g',
+      user,
+      timeoutSeconds: OPERATION_TIMEOUT_SECONDS,
+      maxOutputBytes: 1024,
+    });
+    const [uid, gid] = result.stdout.trim().split('\n').map(Number);
+    if (result.exitCode !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid)) {
+      throw new Error(`cannot tell the ids of ${user}: ${result.stderr.slice(0, 200)}`);
+    }
+    const ids = { uid: uid as number, gid: gid as number };
+    const pack = tar.pack();
+    stagingFolders(pack, ids);
+    pack.finalize();
+    await this.#putArchive(containerId, pack);
+    return ids;
+  }
+
+  async #putArchive(containerId: string, pack: tar.Pack): Promise<void> {
+    await this.options.logged('put_archive', containerId, async () => {
+      try {
+        const response = await this.docker
+          .getContainer(containerId)
+          .putArchive(Readable.from(pack), { path: STAGING_ROOT });
+        (response as unknown as Readable).resume?.();
+      } catch (error) {
+        throw toServiceError(error, `stage a file in container ${containerId}`);
+      }
+    });
+  }
+
+  /** The bytes of one regular file, read by the engine; `shownPath` is the caller's name for it. */
+  async #readStaged(containerId: string, path: string, shownPath: string, maxBytes: number) {
+    const stream = await this.options.logged('get_archive', containerId, async () => {
+      try {
+        return (await this.docker.getContainer(containerId).getArchive({ path })) as Readable;
+      } catch (error) {
+        // Gone between the check and the read.
+        if (dockerStatus(error) === 404)
+          throw pathError({ status: 'missing', fields: [] }, shownPath);
+        throw toServiceError(error, `read ${path} of container ${containerId}`);
+      }
+    });
+    return firstFileOf(stream, shownPath, maxBytes);
+  }
+
+  /** Runs an operation as the user; any status but ok is the error it means for `path`. */
+  async #run(containerId: string, user: string, path: string, ...args: (string | number)[]) {
+    const [operation = '', ...rest] = args;
+    const answer = await this.#exec(containerId, user, String(operation), ...rest);
+    if (answer.status !== 'ok') throw pathError(answer, path);
+    return answer;
+  }
+
+  async #exec(
+    containerId: string,
+    user: string,
+    operation: string,
+    ...args: (string | number)[]
+  ): Promise<ScriptAnswer> {
+    const result = await this.options.exec(containerId, {
+      command: fileCommand(operation, ...args),
+      user,
+      timeoutSeconds: OPERATION_TIMEOUT_SECONDS,
+      maxOutputBytes: ANSWER_BYTES,
+    });
+    if (result.timedOut) throw new Error(`file operation ${operation} timed out`);
+    return parseAnswer(result.stdout);
+  }
+
+  #entry(answer: ScriptAnswer, path: string): FileEntry {
+    const [entry] = parseEntries(answer.fields);
+    if (!entry) throw pathError({ status: 'missing', fields: [] }, path);
+    return entry;
+  }
+}
+
+function stagingFolders(pack: tar.Pack, ids: Ids): void {
+  pack.entry({ name: 'f/', type: 'directory', mode: 0o711, uid: 0, gid: 0 });
+  pack.entry({ name: `f/${ids.uid}/`, type: 'directory', mode: 0o700, uid: ids.uid, gid: ids.gid });
+}
+
+/** The first entry of a tar stream, a regular file of at most maxBytes, read into one buffer. */
+function firstFileOf(stream: Readable, path: string, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const extract = tar.extract();
+    let settled = false;
+    const finish = (error: Error | null, bytes?: Buffer) => {
+      if (settled) return;
+      settled = true;
+      if (error) {
+        stream.destroy();
+        extract.destroy();
+        reject(error);
+      } else resolve(bytes as Buffer);
+    };
+    extract.on('entry', (header, body, next) => {
+      if (settled) {
+        body.resume();
+        next();
+        return;
+      }
+      if (header.type !== 'file') {
+        finish(new PathError(409, `Not a regular file: ${path}`));
+        return;
+      }
+      const size = header.size ?? 0;
+      if (size > maxBytes) {
+        finish(new PayloadTooLargeError(`${path} is ${size} bytes, over the limit of ${maxBytes}`));
+        return;
+      }
+      const bytes = Buffer.allocUnsafe(size);
+      let at = 0;
+      body.on('data', (chunk) => {
+        // tar-stream's typings leave a chunk unknown; it is a Buffer.
+        const data = chunk as Buffer;
+        data.copy(bytes, at);
+        at += data.length;
+      });
+      body.on('end', () => {
+        finish(null, bytes.subarray(0, at));
+        next();
+      });
+    });
+    extract.on('finish', () => finish(new PathError(404, `No such file or directory: ${path}`)));
+    extract.on('error', (error) => finish(error));
+    stream.on('error', (error) => finish(error));
+    stream.pipe(extract);
+  });
+}
+
+/** Lines of `path NUL line:text`, as grep -Z -n -H and rg --null -n print them. */
+function parseMatches(output: string): SearchMatch[] {
+  const matches: SearchMatch[] = [];
+  for (const record of output.split('\n')) {
+    const nul = record.indexOf('\0');
+    if (nul < 0) continue;
+    const rest = record.slice(nul + 1);
+    const colon = rest.indexOf(':');
+    if (colon < 0) continue;
+    matches.push({
+      path: record.slice(0, nul),
+      line: Number(rest.slice(0, colon)),
+      text: rest.slice(colon + 1),
+    });
+  }
+  return matches;
+}

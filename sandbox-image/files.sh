@@ -1,0 +1,204 @@
+# The file operations of the Files API, run as the requesting user through that user's command
+# channel (a command like any other), so the kernel checks every permission as it would for the
+# user's own shell. The orchestrator sends this file with each operation, followed by
+#   matrx_files OP ARGS...
+# It answers on stdout, fields ended by NUL: a status (ok, missing, denied, isdir, notdir, exists,
+# notempty, other, invalid), then the operation's fields. Bytes never pass through here: the
+# orchestrator moves them with the engine's archive calls, into and out of the user's own staging
+# folder /run/matrx/f/<uid>/ (its parent is root's, 0711, so no one else can reach or replace it).
+trap - EXIT
+set -u
+export LC_ALL=C
+umask 022
+
+answer() { printf '%s\0' "$@"; }
+
+# Why PATH cannot be reached: the first ancestor that exists says whether it is missing or hidden.
+unreachable() {
+  local dir=${1%/*}
+  while [[ -n $dir && ! -e $dir ]]; do dir=${dir%/*}; done
+  if [[ -n $dir && ! -x $dir ]]; then answer denied; else answer missing; fi
+}
+
+# A failed tool's message, as a status.
+classify() {
+  case $1 in
+    *'Permission denied'* | *'Operation not permitted'* | *'Read-only file system'*) answer denied ;;
+    *'No such file'*) answer missing ;;
+    *'Directory not empty'*) answer notempty ;;
+    *'Is a directory'*) answer isdir ;;
+    *'Not a directory'* | *'File exists'*) answer notdir ;;
+    *) answer other "$1" ;;
+  esac
+}
+
+# Runs a tool; on failure answers its status and returns 1.
+run() {
+  local err
+  if ! err=$("$@" 2>&1 >/dev/null); then
+    classify "$err"
+    return 1
+  fi
+}
+
+# type, size, mode, mtime (seconds), symlink target, path; symlinks are not followed.
+ENTRY_FORMAT='%y\0%s\0%m\0%T@\0%l\0%p\0'
+
+entry() { find "$1" -maxdepth 0 -printf "$ENTRY_FORMAT"; }
+
+# Makes the parents of PATH (as the user), answering why not when they cannot be.
+parents() {
+  local parent=${1%/*}
+  [[ -z $parent || -d $parent ]] && return 0
+  run mkdir -p -- "$parent"
+}
+
+op_stat() {
+  [[ -e $1 || -L $1 ]] || { unreachable "$1"; return; }
+  answer ok
+  entry "$1"
+}
+
+op_list() {
+  local path=$1 depth=$2
+  [[ -e $path ]] || { unreachable "$path"; return; }
+  [[ -d $path ]] || { answer notdir; return; }
+  [[ -r $path && -x $path ]] || { answer denied; return; }
+  answer ok
+  find "$path" -mindepth 1 -maxdepth "$depth" -printf "$ENTRY_FORMAT" 2>/dev/null
+}
+
+# A regular file the user can read: its real path, for the engine to read it from.
+op_check_read() {
+  local path=$1
+  [[ -e $path ]] || { unreachable "$path"; return; }
+  [[ -d $path ]] && { answer isdir; return; }
+  [[ -r $path ]] || { answer denied; return; }
+  [[ -f $path ]] || { answer other 'Not a regular file'; return; }
+  answer ok "$(realpath -e -- "$path")"
+}
+
+# Moves a staged file into place with one rename, so a reader sees the old or the new file; the
+# staged file goes on any failure, and the old file stays.
+op_commit() {
+  local stage=$1 target=$2 mode=$3
+  # shellcheck disable=SC2064 # the path is fixed now
+  trap "rm -f -- '$stage'" EXIT
+  parents "$target" || return
+  local parent=${target%/*}
+  parent=${parent:-/}
+  [[ -d $target ]] && { answer isdir; return; }
+  [[ -w $parent && -x $parent ]] || { answer denied; return; }
+  [[ -e $target && ! -w $target ]] && { answer denied; return; }
+  local devices
+  devices=$(stat -c %d -- "$stage" "$parent") || { answer other 'stat failed'; return; }
+  if [[ ${devices%$'\n'*} == "${devices#*$'\n'}" ]]; then
+    run mv -T -f -- "$stage" "$target" || return
+  else
+    # Another file system: a copy beside the target first, still one rename into place.
+    local copy="$parent/.${target##*/}.matrx-${stage##*/}"
+    if ! run cp -T -- "$stage" "$copy" || ! run chmod "$mode" -- "$copy"; then
+      rm -f -- "$copy"
+      return
+    fi
+    run mv -T -f -- "$copy" "$target" || { rm -f -- "$copy"; return; }
+  fi
+  answer ok
+  entry "$target"
+}
+
+op_mkdir() {
+  local path=$1
+  if [[ ! -d $path ]]; then
+    [[ -e $path ]] && { answer notdir; return; }
+    run mkdir -p -- "$path" || return
+  fi
+  answer ok
+  entry "$path"
+}
+
+op_delete() {
+  local path=$1 recursive=$2
+  [[ -e $path || -L $path ]] || { unreachable "$path"; return; }
+  if [[ -d $path && ! -L $path ]]; then
+    if [[ $recursive == 1 ]]; then run rm -rf -- "$path" || return; else run rmdir -- "$path" || return; fi
+  else
+    run rm -f -- "$path" || return
+  fi
+  answer ok
+}
+
+op_move() {
+  local from=$1 to=$2 overwrite=$3
+  [[ -e $from || -L $from ]] || { unreachable "$from"; return; }
+  if [[ -e $to || -L $to ]]; then
+    [[ $overwrite == 1 ]] || { answer exists; return; }
+  fi
+  parents "$to" || return
+  run mv -T -f -- "$from" "$to" || return
+  answer ok
+  entry "$to"
+}
+
+# The directory's tree as the user reads it, into a tar file in the user's staging folder.
+op_pack() {
+  local path=$1 out=$2
+  [[ -e $path ]] || { unreachable "$path"; return; }
+  [[ -d $path ]] || { answer notdir; return; }
+  [[ -r $path && -x $path ]] || { answer denied; return; }
+  if ! run tar -C "$path" -cf "$out" .; then
+    rm -f -- "$out"
+    return
+  fi
+  answer ok
+}
+
+op_unpack() {
+  local stage=$1 path=$2
+  # shellcheck disable=SC2064 # the path is fixed now
+  trap "rm -f -- '$stage'" EXIT
+  if [[ ! -d $path ]]; then
+    [[ -e $path ]] && { answer notdir; return; }
+    run mkdir -p -- "$path" || return
+  fi
+  [[ -w $path && -x $path ]] || { answer denied; return; }
+  run tar -C "$path" -xf "$stage" --no-same-owner || return
+  answer ok
+}
+
+op_remove() { rm -f -- "$@"; }
+
+# Matches as path NUL line:text lines, the files in byte order of their paths and the lines in
+# order, at most MAX+1 of them: ripgrep where the image has it, grep otherwise. Both get the same
+# files (find's, sorted), both match PCRE on bytes and read binary files as text, so the two answer
+# the same.
+op_search() {
+  local root=$1 glob=$2 ignore_case=$3 max=$4 pattern=$5
+  [[ -e $root ]] || { unreachable "$root"; return; }
+  [[ -r $root ]] || { answer denied; return; }
+  local problem
+  problem=$(grep -P -e "$pattern" </dev/null 2>&1)
+  (($? == 2)) && { answer invalid "${problem#grep: }"; return; }
+  local -a select=() flags=()
+  if [[ -n $glob ]]; then
+    if [[ $glob == */* ]]; then select=(-path "${root%/}/$glob"); else select=(-name "$glob"); fi
+  fi
+  [[ $ignore_case == 1 ]] && flags=(-i)
+  local -a search=(grep -P -a -Z -n -H "${flags[@]}" -e "$pattern" --)
+  local engine=grep
+  # MATRX_SEARCH_ENGINE=grep (in the sandbox's env) takes the fallback where rg is there too.
+  if [[ ${MATRX_SEARCH_ENGINE-} != grep ]] && type -P rg >/dev/null; then
+    engine=rg
+    search=(rg -P --no-unicode -a -j1 --no-config --null -n -H --no-heading --color never
+      "${flags[@]}" -e "$pattern" --)
+  fi
+  answer ok "$engine"
+  find "$root" -type f "${select[@]}" -print0 2>/dev/null | sort -z |
+    xargs -0 -r "${search[@]}" 2>/dev/null | head -n "$((max + 1))"
+}
+
+matrx_files() {
+  local op=$1
+  shift
+  "op_$op" "$@"
+}
