@@ -3,8 +3,8 @@ import { ROUTES, type RouteRequest } from './routes.js';
 import type { RouteResponses } from './types.js';
 import type { RouteName } from '../lib/http/routes.js';
 
-/** The routes that answer JSON (or nothing). */
-type JsonRoute = keyof RouteResponses & RouteName;
+/** The routes that answer JSON (or nothing); the others answer bytes, read with `send`. */
+type JsonRoute = Exclude<RouteName, 'readFile' | 'readArchive'>;
 
 export interface ClientOptions {
   /** The API's base URL; default `MATRX_URL`, else http://localhost:8000. */

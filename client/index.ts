@@ -4,6 +4,7 @@
  */
 export { Sandboxes, Storage } from './sandboxes.js';
 export { Sandbox, type ExecOptions } from './sandbox.js';
+export { Files, type FileOptions, type Progress, type TransferOptions } from './files.js';
 export { Processes, ProcessHandle, type OutputRead, type ProcessResult } from './processes.js';
 export type { CallOptions, ClientOptions } from './http.js';
 export {

@@ -1,4 +1,5 @@
 import type { CallOptions, Transport } from './http.js';
+import { Files } from './files.js';
 import { Processes } from './processes.js';
 import type {
   CompleteResult,
@@ -18,10 +19,11 @@ const EXEC_MARGIN_MS = 30_000;
 /** An end saves the home to S3 and waits for the container to stop: minutes at worst. */
 const ENDING_TIMEOUT_MS = 180_000;
 
-/** One sandbox: commands, background processes, its lifetime. */
+/** One sandbox: commands, background processes, files, its lifetime. */
 export class Sandbox {
   readonly id: string;
   readonly processes: Processes;
+  readonly files: Files;
 
   constructor(
     private readonly transport: Transport,
@@ -33,6 +35,7 @@ export class Sandbox {
     if (!id) throw new TypeError('a sandbox handle needs a sandbox id');
     this.id = id;
     this.processes = new Processes(transport, id);
+    this.files = new Files(transport, id);
   }
 
   private get params() {

@@ -3,6 +3,7 @@
  * from (lib/http/schemas.ts). Type-only imports: the client carries no zod at runtime.
  */
 import type { z } from 'zod';
+import type * as f from '../lib/http/fileSchemas.js';
 import type * as s from '../lib/http/schemas.js';
 
 /** What a request sends: the schema's input (defaults may be left out). */
@@ -37,6 +38,14 @@ export type StorageTier = z.output<typeof s.tierQuery>['tier'];
 export type StorageUsage = z.output<typeof s.storageUsageResponse>;
 export type StorageDeleted = z.output<typeof s.storageDeletedResponse>;
 
+export type FileEntry = z.output<typeof f.fileEntryResponse>;
+export type FileList = z.output<typeof f.fileListResponse>;
+export type EditRequest = z.input<typeof f.editBody>;
+export type EditResult = z.output<typeof f.editResponse>;
+export type SearchRequest = z.input<typeof f.searchBody>;
+export type SearchResult = z.output<typeof f.searchResponse>;
+export type ArchiveResult = z.output<typeof f.archiveInResponse>;
+
 export type ValidationIssue = z.output<typeof s.validationErrorResponse>['detail'][number];
 
 /** What each route answers on success (tests/unit/clientRoutes.test.ts checks it by route). */
@@ -52,6 +61,19 @@ export interface RouteResponses {
   readProcessOutput: ProcessOutput;
   writeProcessStdin: ProcessInfo;
   killProcess: ProcessInfo;
+  /** Bytes, not JSON: read through Transport.send. */
+  readFile: undefined;
+  writeFile: FileEntry;
+  listFiles: FileList;
+  statFile: FileEntry;
+  deleteFile: undefined;
+  makeDir: FileEntry;
+  moveFile: FileEntry;
+  editFile: EditResult;
+  searchFiles: SearchResult;
+  /** A tar stream, not JSON: read through Transport.send. */
+  readArchive: undefined;
+  writeArchive: ArchiveResult;
   extendSandbox: SandboxInfo;
   deleteSandbox: undefined;
   heartbeat: HeartbeatResult;

@@ -2,12 +2,13 @@ import { ApiError, ConnectionError, MatrxError } from '../errors.js';
 import { Sandboxes } from '../sandboxes.js';
 import { helpText, parseCommand, UsageError, type CliContext, type Command } from './command.js';
 import { exec, shell } from './execCommands.js';
+import { copy, files } from './fileCommands.js';
 import { create, get, list, remove } from './sandboxCommands.js';
 
 const mcp: Command = {
   name: 'mcp',
   usage: 'mcp',
-  summary: 'Serve the Model Context Protocol on stdio: tools for sandboxes, commands, processes.',
+  summary: 'Serve the Model Context Protocol on stdio: tools for sandboxes, commands, files.',
   details: ['Add it to an MCP client as the command `npx matrx mcp` (README.md shows how).'],
   options: {},
   async run(_input, context) {
@@ -17,7 +18,7 @@ const mcp: Command = {
   },
 };
 
-const COMMANDS: Command[] = [create, list, get, exec, shell, remove, mcp];
+const COMMANDS: Command[] = [create, list, get, exec, shell, copy, files, remove, mcp];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -7,6 +7,7 @@ import {
   UsageError,
   type Command,
 } from './command.js';
+import { remotePath } from './fileCommands.js';
 import type { SandboxConfig, SandboxInfo } from '../types.js';
 
 export const create: Command = {
@@ -90,19 +91,34 @@ export const get: Command = {
 
 export const remove: Command = {
   name: 'rm',
-  usage: 'rm [--force] <sandbox_id...>',
-  summary: 'Delete sandboxes: each is stopped and removed once its home is saved.',
+  usage: 'rm [options] <sandbox_id | sandbox_id:path>...',
+  summary: 'Delete sandboxes (stopped and removed once their home is saved), or files in one.',
+  details: ['  matrx rm sbx-0123456789ab', '  matrx rm -r sbx-0123456789ab:/home/agent/build'],
   options: {
-    force: { type: 'boolean', short: 'f', description: 'Do not wait for a graceful stop' },
+    force: {
+      type: 'boolean',
+      short: 'f',
+      description: 'Sandboxes: do not wait for a graceful stop',
+    },
+    recursive: {
+      type: 'boolean',
+      short: 'r',
+      description: 'Files: a directory and everything in it',
+    },
   },
   async run(input, context) {
-    if (input.positionals.length === 0) throw new UsageError('needs a sandbox id');
-    const graceful = input.values.force !== true;
-    for (const id of input.positionals) {
-      await context.client.connect(id).delete({ graceful });
+    if (input.positionals.length === 0) throw new UsageError('needs a sandbox id or a path');
+    for (const target of input.positionals) {
+      const file = remotePath(target);
+      if (file) {
+        const recursive = input.values.recursive === true;
+        await context.client.connect(file.sandboxId).files.remove(file.path, { recursive });
+      } else {
+        await context.client.connect(target).delete({ graceful: input.values.force !== true });
+      }
     }
     if (context.json) printJson(context, { deleted: input.positionals });
-    else context.stdout.write(input.positionals.map((id) => `${id}\n`).join(''));
+    else context.stdout.write(input.positionals.map((target) => `${target}\n`).join(''));
     return 0;
   },
 };

@@ -69,6 +69,34 @@ function toolSpecs(client: Sandboxes): { [N in ToolName]: ToolSpec<N> } {
       run: ({ sandbox_id, process_id, signal }) =>
         processOf({ sandbox_id, process_id }).kill(signal),
     },
+    read_file: {
+      description: 'Read a file of a sandbox as UTF-8 text',
+      run: ({ sandbox_id, path, user }) =>
+        client.connect(sandbox_id).files.readText(path, { user }),
+    },
+    write_file: {
+      description: 'Write a whole file (UTF-8 text) in one step; its parent directories are made',
+      run: ({ sandbox_id, path, user, mode, content }) =>
+        client.connect(sandbox_id).files.write(path, content, { user, mode: mode.toString(8) }),
+    },
+    edit_file: {
+      description:
+        'Replace an exact string in a file; it must occur once unless replace_all is true',
+      run: ({ sandbox_id, path, old_string, new_string, replace_all, user }) =>
+        client
+          .connect(sandbox_id)
+          .files.edit(path, old_string, new_string, { replaceAll: replace_all, user }),
+    },
+    list_files: {
+      description: 'List a directory, depth levels down (1 to 10), sorted by path',
+      run: ({ sandbox_id, path, user, depth }) =>
+        client.connect(sandbox_id).files.list(path, { depth, user }),
+    },
+    search_files: {
+      description: 'Search the files under a path for lines matching a regular expression',
+      run: ({ sandbox_id, pattern, path, ...options }) =>
+        client.connect(sandbox_id).files.search(pattern, path, options),
+    },
   };
 }
 
@@ -91,7 +119,8 @@ export function mcpServer(client: Sandboxes): McpServer {
       async (args: unknown): Promise<CallToolResult> => {
         try {
           const answer = await spec.run(args as Args<ToolName>);
-          return { content: [{ type: 'text', text: JSON.stringify(answer, null, 2) }] };
+          const text = typeof answer === 'string' ? answer : JSON.stringify(answer, null, 2);
+          return { content: [{ type: 'text', text }] };
         } catch (error) {
           return toolError(error);
         }

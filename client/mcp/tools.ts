@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_OUTPUT_WAIT_SECONDS } from '../../lib/domain/process.js';
 import type { ConfigCaps } from '../../lib/http/configSchema.js';
 import { sandboxConfig } from '../../lib/http/configSchema.js';
+import * as f from '../../lib/http/fileSchemas.js';
 import * as s from '../../lib/http/schemas.js';
 
 /**
@@ -54,4 +55,13 @@ export const TOOL_SHAPES = {
   },
   write_process_stdin: { ...processId, ...s.stdinBody(LONGEST_COMMAND).shape },
   kill_process: { ...processId, ...s.killQuery.shape },
+  read_file: { ...sandboxId, ...f.pathQuery.shape },
+  write_file: {
+    ...sandboxId,
+    ...f.writeQuery.shape,
+    content: z.string().meta({ description: 'The whole file, as UTF-8 text' }),
+  },
+  edit_file: { ...sandboxId, ...f.editBody.shape },
+  list_files: { ...sandboxId, ...f.listQuery.shape },
+  search_files: { ...sandboxId, ...f.searchBody.shape },
 } satisfies Record<string, z.ZodRawShape>;

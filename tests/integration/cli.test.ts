@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { apiKey, baseUrl, testUser } from '../support/api.js';
 import { deleteAll } from '../support/sandboxes.js';
@@ -126,7 +129,7 @@ describe('the matrx CLI', () => {
   it('has --help for every command', async () => {
     const overview = await matrx(['--help']);
     expect(overview.code).toBe(0);
-    for (const command of ['create', 'ls', 'get', 'exec', 'shell', 'rm', 'mcp']) {
+    for (const command of ['create', 'ls', 'get', 'exec', 'shell', 'cp', 'files', 'rm', 'mcp']) {
       expect(overview.stdout).toContain(`  ${command} `);
       const help = await matrx([command, '--help']);
       expect([command, help.code, help.stdout.startsWith(`Usage: matrx ${command}`)]).toEqual([
@@ -135,6 +138,56 @@ describe('the matrx CLI', () => {
         true,
       ]);
     }
+  });
+
+  it('cp copies files both ways byte for byte, directories as tar, with a progress meter', async () => {
+    const local = mkdtempSync(join(tmpdir(), 'matrx-cli-'));
+    const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 31) % 256));
+    writeFileSync(join(local, 'data.bin'), bytes);
+    const up = await matrx([
+      'cp',
+      '--progress',
+      join(local, 'data.bin'),
+      `${sandboxId}:/home/agent/data.bin`,
+    ]);
+    expect(up.code).toBe(0);
+    expect(up.stderr).toMatch(/matrx: 0\.3 MiB \/ 0\.3 MiB\n$/);
+    const down = await matrx(['cp', `${sandboxId}:/home/agent/data.bin`, join(local, 'back.bin')]);
+    expect(down.code).toBe(0);
+    expect(readFileSync(join(local, 'back.bin')).equals(bytes)).toBe(true);
+    const toStdout = await matrx(['cp', `${sandboxId}:/home/agent/data.bin`, '-', '--json']);
+    expect(toStdout.code).toBe(0);
+    mkdirSync(join(local, 'tree', 'sub'), { recursive: true });
+    writeFileSync(join(local, 'tree', 'sub', 'x.txt'), 'x\0y');
+    const upTree = await matrx([
+      'cp',
+      join(local, 'tree'),
+      `${sandboxId}:/home/agent/tree`,
+      '--json',
+    ]);
+    expect(JSON.parse(upTree.stdout)).toEqual({ path: '/home/agent/tree', files: 1, bytes: 3 });
+    const downTree = await matrx(['cp', `${sandboxId}:/home/agent/tree`, join(local, 'tree2')]);
+    expect(downTree.code).toBe(0);
+    expect(readFileSync(join(local, 'tree2', 'sub', 'x.txt'), 'utf8')).toBe('x\0y');
+    const listed = await matrx([
+      'files',
+      'ls',
+      `${sandboxId}:/home/agent/tree`,
+      '--depth',
+      '2',
+      '--json',
+    ]);
+    expect(JSON.parse(listed.stdout).entries.map((e: { path: string }) => e.path)).toEqual([
+      '/home/agent/tree/sub',
+      '/home/agent/tree/sub/x.txt',
+    ]);
+    const table = await matrx(['files', 'ls', `${sandboxId}:/home/agent`]);
+    expect(table.stdout).toMatch(/^file\s+0644\s+300000 \S+\s+\/home\/agent\/data\.bin$/m);
+    const removed = await matrx(['rm', '-r', `${sandboxId}:/home/agent/tree`]);
+    expect(removed.code).toBe(0);
+    const gone = await matrx(['files', 'ls', `${sandboxId}:/home/agent/tree`]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/^matrx: 404 No such file or directory/);
   });
 
   it('rm deletes a sandbox', async () => {

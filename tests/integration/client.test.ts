@@ -1,3 +1,6 @@
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   AuthError,
@@ -18,6 +21,9 @@ const user = testUser('client');
 let sandbox: Sandbox;
 
 beforeAll(async () => {
+  // This worker's fetch may hold a keep-alive connection an earlier file left idle, which the
+  // server may have closed while this file loaded: a GET (retried) finds out before the create.
+  await client.health();
   sandbox = await client.create(user, { ttl_seconds: 600 });
 });
 afterAll(() => deleteAll(user));
@@ -163,6 +169,66 @@ describe('the client: errors, timeouts and aborts', () => {
       ConnectionError,
     );
     expect(attempts).toBe(1);
+  });
+});
+
+describe('the client: files', () => {
+  const dir = '/home/agent/client-files';
+
+  it('writes and reads bytes and text, unchanged, with progress', async () => {
+    const bytes = new Uint8Array(200_000).map((_, i) => (i * 7) % 256);
+    const progress: number[] = [];
+    const written = await sandbox.files.write(`${dir}/bin.dat`, bytes, {
+      onProgress: (done) => progress.push(done),
+    });
+    expect(written).toMatchObject({ type: 'file', size: 200_000, mode: '0644' });
+    expect(progress.at(-1)).toBe(200_000);
+    expect(Buffer.from(await sandbox.files.read(`${dir}/bin.dat`)).equals(Buffer.from(bytes))).toBe(
+      true,
+    );
+    await sandbox.files.write(`${dir}/note.txt`, 'héllo\nworld\n', { mode: '600' });
+    expect(await sandbox.files.readText(`${dir}/note.txt`)).toBe('héllo\nworld\n');
+    expect((await sandbox.files.stat(`${dir}/note.txt`)).mode).toBe('0600');
+  });
+
+  it('lists, makes directories, moves, edits, searches and removes', async () => {
+    expect((await sandbox.files.mkdir(`${dir}/sub/deeper`)).type).toBe('dir');
+    const moved = await sandbox.files.move(`${dir}/note.txt`, `${dir}/sub/note.txt`);
+    expect(moved.path).toBe(`${dir}/sub/note.txt`);
+    const listed = await sandbox.files.list(dir, { depth: 2 });
+    expect(listed.entries.map((e) => e.path)).toEqual([
+      `${dir}/bin.dat`,
+      `${dir}/sub`,
+      `${dir}/sub/deeper`,
+      `${dir}/sub/note.txt`,
+    ]);
+    expect(await sandbox.files.edit(`${dir}/sub/note.txt`, 'world', 'there')).toEqual({
+      path: `${dir}/sub/note.txt`,
+      replacements: 1,
+    });
+    await expect(sandbox.files.edit(`${dir}/sub/note.txt`, 'absent', 'x')).rejects.toBeInstanceOf(
+      ConflictError,
+    );
+    const found = await sandbox.files.search('^the', dir);
+    expect(found.matches).toEqual([{ path: `${dir}/sub/note.txt`, line: 2, text: 'there' }]);
+    await expect(sandbox.files.remove(`${dir}/sub`)).rejects.toBeInstanceOf(ConflictError);
+    await sandbox.files.remove(`${dir}/sub`, { recursive: true });
+    expect(await sandbox.files.exists(`${dir}/sub`)).toBe(false);
+    expect(await sandbox.files.exists(dir)).toBe(true);
+    await expect(sandbox.files.read(`${dir}/nothing`)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('uploads and downloads a directory as tar, byte for byte', async () => {
+    const local = mkdtempSync(join(tmpdir(), 'matrx-client-'));
+    mkdirSync(join(local, 'up', 'nested'), { recursive: true });
+    writeFileSync(join(local, 'up', 'a.txt'), 'alpha');
+    writeFileSync(join(local, 'up', 'nested', 'b.bin'), Buffer.from([0, 255, 10, 13]));
+    const uploaded = await sandbox.files.uploadDir(join(local, 'up'), `${dir}/tree`);
+    expect(uploaded).toEqual({ path: `${dir}/tree`, files: 2, bytes: 9 });
+    expect(await sandbox.files.readText(`${dir}/tree/a.txt`)).toBe('alpha');
+    await sandbox.files.downloadDir(`${dir}/tree`, join(local, 'down'));
+    expect(readFileSync(join(local, 'down', 'a.txt'), 'utf8')).toBe('alpha');
+    expect([...readFileSync(join(local, 'down', 'nested', 'b.bin'))]).toEqual([0, 255, 10, 13]);
   });
 });
 

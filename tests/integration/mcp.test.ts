@@ -38,12 +38,17 @@ describe('the MCP server', () => {
     expect(tools.map((tool) => tool.name).sort()).toEqual([
       'create_sandbox',
       'delete_sandbox',
+      'edit_file',
       'exec',
       'get_sandbox',
       'kill_process',
+      'list_files',
       'list_sandboxes',
+      'read_file',
       'read_process_output',
+      'search_files',
       'start_process',
+      'write_file',
       'write_process_stdin',
     ]);
     const exec = tools.find((tool) => tool.name === 'exec');
@@ -53,7 +58,7 @@ describe('the MCP server', () => {
     );
   });
 
-  it('creates a sandbox, runs a command, starts and reads a process, lists and deletes', async () => {
+  it('creates a sandbox, runs a command, reads a process, writes, edits, reads, lists and searches files', async () => {
     const created = await call('create_sandbox', { user_id: user, config: { ttl_seconds: 600 } });
     expect(created.isError).toBe(false);
     sandboxId = (JSON.parse(created.text) as { sandbox_id: string }).sandbox_id;
@@ -68,6 +73,23 @@ describe('the MCP server', () => {
       wait: 5,
     });
     expect(JSON.parse(read.text)).toMatchObject({ stdout: 'bg\n', stdout_offset: 3 });
+    const file = { sandbox_id: sandboxId, path: '/home/agent/mcp/notes.md' };
+    const written = await call('write_file', { ...file, content: 'one\ntwo\n' });
+    expect(JSON.parse(written.text)).toMatchObject({ type: 'file', size: 8 });
+    const edited = await call('edit_file', { ...file, old_string: 'two', new_string: 'three' });
+    expect(JSON.parse(edited.text)).toEqual({ path: file.path, replacements: 1 });
+    expect(await call('read_file', file)).toEqual({ isError: false, text: 'one\nthree\n' });
+    const files = await call('list_files', { sandbox_id: sandboxId, path: '/home/agent/mcp' });
+    expect(JSON.parse(files.text).entries).toMatchObject([{ path: file.path }]);
+    const found = await call('search_files', {
+      sandbox_id: sandboxId,
+      pattern: 'thr',
+      path: '/home/agent',
+    });
+    expect(JSON.parse(found.text).matches).toEqual([{ path: file.path, line: 2, text: 'three' }]);
+    const absent = await call('edit_file', { ...file, old_string: 'nope', new_string: 'x' });
+    expect(absent.isError).toBe(true);
+    expect(absent.text).toMatch(/^409 /);
     const listed = await call('list_sandboxes', { user_id: user });
     expect(JSON.parse(listed.text)).toMatchObject({ total: 1 });
     const deleted = await call('delete_sandbox', { sandbox_id: sandboxId, graceful: false });

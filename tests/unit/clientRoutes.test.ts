@@ -7,6 +7,7 @@ import { ROUTES } from '../../client/routes.js';
 import type { RouteResponses } from '../../client/types.js';
 import { loadConfig } from '../../lib/config.js';
 import { buildRoutes, routeLimits, type RouteName } from '../../lib/http/routes.js';
+import * as f from '../../lib/http/fileSchemas.js';
 import * as s from '../../lib/http/schemas.js';
 
 /** The schema each route answers with on success, as the client types it (none: no body). */
@@ -22,6 +23,17 @@ const SUCCESS_SCHEMAS = {
   readProcessOutput: s.processOutputResponse,
   writeProcessStdin: s.processResponse,
   killProcess: s.processResponse,
+  readFile: undefined,
+  writeFile: f.fileEntryResponse,
+  listFiles: f.fileListResponse,
+  statFile: f.fileEntryResponse,
+  deleteFile: undefined,
+  makeDir: f.fileEntryResponse,
+  moveFile: f.fileEntryResponse,
+  editFile: f.editResponse,
+  searchFiles: f.searchResponse,
+  readArchive: undefined,
+  writeArchive: f.archiveInResponse,
   extendSandbox: s.sandboxResponse,
   deleteSandbox: undefined,
   heartbeat: s.heartbeatResponse,
@@ -74,14 +86,17 @@ describe("the client's routes", () => {
 const CLIENT_DIR = fileURLToPath(new URL('../../client/', import.meta.url));
 
 describe('the client core', () => {
-  it('imports at runtime nothing but its own modules: no zod, no dependency', () => {
+  it('imports at runtime nothing but its own modules and Node’s: no zod, no dependency', () => {
     const files = readdirSync(CLIENT_DIR).filter((name) => name.endsWith('.ts'));
     expect(files).toContain('index.ts');
     for (const file of files) {
       const source = readFileSync(join(CLIENT_DIR, file), 'utf8');
       const runtime = [...source.matchAll(/^(?:import|export)(?! type)[^;]*?from '([^']+)'/gms)];
       for (const [, from] of runtime)
-        expect([file, from]).toEqual([file, expect.stringMatching(/^\.\/[\w.]+\.js$/)]);
+        expect([file, from]).toEqual([
+          file,
+          expect.stringMatching(/^(\.\/[\w.]+\.js|node:[\w/]+)$/),
+        ]);
     }
   });
 });
