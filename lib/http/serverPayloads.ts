@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 interface HapiRoute {
   method: string;
   path: string;
-  options?: { payload?: { maxBytes?: number } };
+  options?: { payload?: { maxBytes?: number; timeout?: number | false } };
 }
 
 interface HapiRequest {
@@ -56,6 +56,8 @@ export function configureServerPayloads(maxFileBytes: number): void {
     for (const one of Array.isArray(routes) ? routes : [routes]) {
       if (isRawBodyRoute(one.method, one.path) && one.options?.payload) {
         one.options.payload.maxBytes = maxFileBytes;
+        // Hapi's 10 s for the whole body would cut off a slow client's large file.
+        one.options.payload.timeout = false;
       }
     }
     route.call(this, routes);

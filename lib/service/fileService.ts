@@ -39,7 +39,9 @@ export class FileService {
   ) {}
 
   read(sandboxId: string, user: string, path: string): Promise<Buffer> {
-    return this.#on(sandboxId, (id) => this.files.read(id, user, path, this.settings.maxFileBytes));
+    return this.#on(sandboxId, 'read', (id) =>
+      this.files.read(id, user, path, this.settings.maxFileBytes),
+    );
   }
 
   async write(
@@ -50,30 +52,31 @@ export class FileService {
     mode: number,
   ): Promise<FileEntry> {
     this.#checkSize(bytes.length);
-    const entry = await this.#on(sandboxId, (id) => this.files.write(id, user, path, bytes, mode));
-    return entry;
+    return this.#on(sandboxId, 'write', (id) => this.files.write(id, user, path, bytes, mode));
   }
 
   stat(sandboxId: string, user: string, path: string): Promise<FileEntry> {
-    return this.#on(sandboxId, (id) => this.files.stat(id, user, path));
+    return this.#on(sandboxId, 'stat', (id) => this.files.stat(id, user, path));
   }
 
   /** Sorted by path. */
   async list(sandboxId: string, user: string, path: string, depth: number) {
-    const entries = await this.#on(sandboxId, (id) => this.files.list(id, user, path, depth));
+    const entries = await this.#on(sandboxId, 'list', (id) =>
+      this.files.list(id, user, path, depth),
+    );
     return entries.sort((a, b) => compareBytes(a.path, b.path));
   }
 
   remove(sandboxId: string, user: string, path: string, recursive: boolean): Promise<void> {
-    return this.#on(sandboxId, (id) => this.files.remove(id, user, path, recursive));
+    return this.#on(sandboxId, 'delete', (id) => this.files.remove(id, user, path, recursive));
   }
 
   makeDir(sandboxId: string, user: string, path: string): Promise<FileEntry> {
-    return this.#on(sandboxId, (id) => this.files.makeDir(id, user, path));
+    return this.#on(sandboxId, 'mkdir', (id) => this.files.makeDir(id, user, path));
   }
 
   move(sandboxId: string, user: string, from: string, to: string, overwrite: boolean) {
-    return this.#on(sandboxId, (id) => this.files.move(id, user, from, to, overwrite));
+    return this.#on(sandboxId, 'move', (id) => this.files.move(id, user, from, to, overwrite));
   }
 
   /**
@@ -81,7 +84,7 @@ export class FileService {
    * more than once without replaceAll, is a 409 that says which. The file keeps its mode.
    */
   async edit(sandboxId: string, user: string, edit: EditRequest) {
-    return this.#on(sandboxId, async (id) => {
+    return this.#on(sandboxId, 'edit', async (id) => {
       const [bytes, entry] = await Promise.all([
         this.files.read(id, user, edit.path, this.settings.maxFileBytes),
         this.files.stat(id, user, edit.path),
@@ -104,11 +107,11 @@ export class FileService {
   }
 
   search(sandboxId: string, user: string, query: SearchQuery): Promise<SearchResult> {
-    return this.#on(sandboxId, (id) => this.files.search(id, user, query));
+    return this.#on(sandboxId, 'search', (id) => this.files.search(id, user, query));
   }
 
   readArchive(sandboxId: string, user: string, path: string): Promise<Buffer> {
-    return this.#on(sandboxId, (id) =>
+    return this.#on(sandboxId, 'archive_out', (id) =>
       this.files.readArchive(id, user, path, this.settings.maxFileBytes),
     );
   }
@@ -121,7 +124,9 @@ export class FileService {
   ): Promise<ArchiveWritten> {
     this.#checkSize(tarBytes.length);
     const { files, bytes } = await countRegularFiles(tarBytes);
-    await this.#on(sandboxId, (id) => this.files.writeArchive(id, user, path, tarBytes));
+    await this.#on(sandboxId, 'archive_in', (id) =>
+      this.files.writeArchive(id, user, path, tarBytes),
+    );
     return { path, files, bytes };
   }
 
@@ -133,13 +138,17 @@ export class FileService {
     }
   }
 
-  async #on<T>(sandboxId: string, call: (containerId: string) => Promise<T>): Promise<T> {
+  async #on<T>(
+    sandboxId: string,
+    operation: string,
+    call: (containerId: string) => Promise<T>,
+  ): Promise<T> {
     const sandbox: CommandableSandbox = await this.access.getCommandable(sandboxId);
     const result = await inContainer(sandboxId, () => call(sandbox.containerId), {
       ownConflicts: true,
     });
     await this.access.touchActivity(sandbox, new Date());
-    sandboxLog(this.logger, sandbox).debug('file operation');
+    sandboxLog(this.logger, sandbox).debug('file operation', { operation });
     return result;
   }
 }

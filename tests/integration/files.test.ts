@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import tar from 'tar-stream';
 import { api, apiKey, baseUrl, testUser } from '../support/api.js';
+import { contractViolation } from '../support/contract.js';
 import { createReady, deleteAll, exec, type WireSandbox } from '../support/sandboxes.js';
 
 /** MATRX_MAX_FILE_BYTES of the suite's server (tests/integration/globalSetup.mjs). */
@@ -42,7 +43,7 @@ afterAll(() => deleteAll(user));
 const files = (id = sandbox.sandbox_id) => `/sandboxes/${id}/files`;
 const query = (params: Record<string, string>) => new URLSearchParams(params).toString();
 
-/** Raw bytes in and out, which the JSON helper cannot carry. */
+/** Raw bytes in and out, which the JSON helper cannot carry; the answer checked as it checks. */
 async function raw(method: string, path: string, body?: Buffer, contentType?: string) {
   const response = await fetch(`${baseUrl()}${path}`, {
     method,
@@ -50,6 +51,14 @@ async function raw(method: string, path: string, body?: Buffer, contentType?: st
     body,
   });
   const bytes = Buffer.from(await response.arrayBuffer());
+  const violation = contractViolation({
+    method,
+    url: response.url,
+    status: response.status,
+    contentType: response.headers.get('content-type') ?? '',
+    text: bytes.toString(),
+  });
+  if (violation) throw new Error(violation);
   return { status: response.status, bytes, headers: response.headers };
 }
 

@@ -192,6 +192,14 @@ describe('service routes', () => {
         '/sandboxes/{sandbox_id}/error',
         '/sandboxes/{sandbox_id}/exec',
         '/sandboxes/{sandbox_id}/extend',
+        '/sandboxes/{sandbox_id}/files',
+        '/sandboxes/{sandbox_id}/files/archive',
+        '/sandboxes/{sandbox_id}/files/edit',
+        '/sandboxes/{sandbox_id}/files/list',
+        '/sandboxes/{sandbox_id}/files/mkdir',
+        '/sandboxes/{sandbox_id}/files/move',
+        '/sandboxes/{sandbox_id}/files/search',
+        '/sandboxes/{sandbox_id}/files/stat',
         '/sandboxes/{sandbox_id}/heartbeat',
         '/sandboxes/{sandbox_id}/processes',
         '/sandboxes/{sandbox_id}/processes/{process_id}',
@@ -205,6 +213,11 @@ describe('service routes', () => {
     ]?.schema as { properties: Record<string, { maxLength?: number; maximum?: number }> };
     expect(execSchema.properties.command?.maxLength).toBe(10000);
     expect(execSchema.properties.timeout?.maximum).toBe(600);
+    // A file's body is raw bytes, not JSON.
+    const fileBody = doc.body.paths['/sandboxes/{sandbox_id}/files']?.put?.requestBody?.content;
+    expect(fileBody).toEqual({
+      'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+    });
   });
 
   it('/health reports the contract fields', async () => {
