@@ -262,6 +262,11 @@ export const SETTINGS = {
     default: 'X-API-Key',
     meaning: 'Header that carries the key, besides `Authorization: Bearer`.',
   }),
+  PUBLIC_DOCS: setting({
+    schema: bool,
+    default: 'false',
+    meaning: 'true: /docs and /openapi.json need no API key (every other route still does).',
+  }),
   SANDBOX_STORE: setting({
     schema: z.enum(['memory', 'postgres']),
     default: 'memory',

@@ -9,6 +9,15 @@ export interface ApiKeySettings {
   keys: readonly string[];
   /** Header that carries the key, besides `Authorization: Bearer`. */
   headerName: string;
+  /** true: GET /docs, its files and /openapi.json need no key (MATRX_PUBLIC_DOCS). */
+  publicDocs?: boolean;
+}
+
+/** The pages that describe the API, and nothing else: no route of the API itself. */
+function isDocsRequest(event: Pick<APIGatewayProxyEvent, 'httpMethod' | 'path'>): boolean {
+  const { httpMethod, path } = event;
+  if (httpMethod !== 'GET' && httpMethod !== 'HEAD') return false;
+  return path === '/openapi.json' || path === '/docs' || /^\/docs\/[^/]+$/.test(path);
 }
 
 const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
@@ -38,11 +47,13 @@ function isAcceptedKey(presented: string, keys: readonly Buffer[]): boolean {
 export function apiKeyAuth({
   keys,
   headerName,
+  publicDocs = false,
 }: ApiKeySettings): MiddlewareObj<APIGatewayProxyEvent, unknown> {
   const digests = keys.map(digest);
   return {
     before: async (request) => {
       if (keys.length === 0) return;
+      if (publicDocs && isDocsRequest(request.event)) return;
       const presented = presentedKey(request.event, headerName);
       if (!presented) {
         throw new UnauthorizedError(

@@ -26,7 +26,11 @@ export function stackDependencies(app: App): StackDependencies {
   const { settings } = app;
   return {
     logger: app.logger,
-    apiKey: { keys: settings.API_KEY, headerName: settings.API_KEY_HEADER },
+    apiKey: {
+      keys: settings.API_KEY,
+      headerName: settings.API_KEY_HEADER,
+      publicDocs: settings.PUBLIC_DOCS,
+    },
     requests: app.requests,
   };
 }

@@ -81,6 +81,29 @@ export async function api<T = Record<string, unknown>>(
   return { status: response.status, body: parsed as T, headers: response.headers };
 }
 
+/**
+ * fetch, with each answer checked against the routes' declarations like `api`'s: for the client
+ * (client/), so its calls are held to the same contract.
+ */
+export const contractCheckedFetch: typeof fetch = async (input, init) => {
+  const response = await fetch(input, init);
+  const contentType = response.headers.get('content-type') ?? '';
+  // Bodies that are not JSON (files, archives) are the caller's to read, and streamed.
+  const text = contentType.includes('application/json') ? await response.clone().text() : '';
+  const violation = contractViolation({
+    method: init?.method ?? 'GET',
+    url: String(input),
+    status: response.status,
+    contentType,
+    text,
+  });
+  if (violation) {
+    violations.push(violation);
+    fail(violation);
+  }
+  return response;
+};
+
 /** A user id unique to this run, so parallel files and earlier runs never mix. */
 export function testUser(name: string): string {
   return `${testRunPrefix()}${process.pid}-${Date.now().toString(36)}-${name}`;

@@ -3,10 +3,16 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { apiKeyAuth } from '../../lib/http/apiKeyAuth.js';
 import { ForbiddenError, UnauthorizedError } from '../../lib/errors.js';
 
-function check(keys: string[], headers: Record<string, string>, headerName = 'X-API-Key') {
-  const middleware = apiKeyAuth({ keys, headerName });
-  const request = { event: { headers } as unknown as APIGatewayProxyEvent };
-  // middy passes a full request; the check reads only the event's headers.
+function check(
+  keys: string[],
+  headers: Record<string, string>,
+  headerName = 'X-API-Key',
+  where: { httpMethod?: string; path?: string; publicDocs?: boolean } = {},
+) {
+  const middleware = apiKeyAuth({ keys, headerName, publicDocs: where.publicDocs });
+  const { httpMethod = 'GET', path = '/sandboxes' } = where;
+  const request = { event: { headers, httpMethod, path } as unknown as APIGatewayProxyEvent };
+  // middy passes a full request; the check reads only the event's method, path and headers.
   return middleware.before?.(request as never);
 }
 
@@ -63,5 +69,24 @@ describe('apiKeyAuth', () => {
     const error = await check(['secret'], { 'x-api-key': 'guess' })?.catch((e: Error) => e);
     expect(String((error as Error).message)).not.toContain('guess');
     expect(String((error as Error).message)).not.toContain('secret');
+  });
+
+  it('MATRX_PUBLIC_DOCS lets GET /docs, its files and /openapi.json through, nothing else', async () => {
+    const publicDocs = (httpMethod: string, path: string) =>
+      check(['secret'], {}, 'X-API-Key', { httpMethod, path, publicDocs: true });
+    for (const path of ['/docs', '/docs/swagger-ui.css', '/openapi.json']) {
+      await expect(publicDocs('GET', path)).resolves.toBeUndefined();
+      const keyed = check(['secret'], {}, 'X-API-Key', { path, publicDocs: false });
+      await expect(keyed).rejects.toThrow(UnauthorizedError);
+    }
+    for (const [method, path] of [
+      ['POST', '/openapi.json'],
+      ['GET', '/docs/a/b'],
+      ['GET', '/docsx'],
+      ['GET', '/sandboxes'],
+      ['GET', '/'],
+    ] as const) {
+      await expect(publicDocs(method, path)).rejects.toThrow(UnauthorizedError);
+    }
   });
 });

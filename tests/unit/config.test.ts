@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       PROCESS_OUTPUT_BYTES: 16 * 1024 * 1024,
       SANDBOX_STORE: 'memory',
       API_KEY_HEADER: 'X-API-Key',
+      PUBLIC_DOCS: false,
     });
   });
 
@@ -44,6 +45,7 @@ describe('loadConfig', () => {
     ['MATRX_S3_BUCKET', 'Not_A_Bucket'],
     ['MATRX_CONTAINER_MEMORY_LIMIT', 'lots'],
     ['MATRX_DEBUG', 'maybe'],
+    ['MATRX_PUBLIC_DOCS', 'sometimes'],
   ])('a bad %s stops startup naming it', (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(variable);
