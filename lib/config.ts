@@ -81,7 +81,8 @@ export const SETTINGS = {
   LAMBDA_PORT: setting({
     schema: int(0, 65535),
     default: '3002',
-    meaning: "serverless-offline's own Lambda-invoke port, on MATRX_HOST.",
+    meaning:
+      "serverless-offline's own Lambda-invoke port (no API key): on 127.0.0.1 only, whatever MATRX_HOST is.",
   }),
   DRAIN_TIMEOUT_SECONDS: setting({
     schema: int(0, 3600),
