@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { HOT_PATH } from '../domain/sandbox.js';
-import { KEEP, TIERS, userPrefix } from '../domain/storage.js';
+import { isStorablePath, KEEP, TIERS, userKey } from '../domain/storage.js';
 import { DOCKER, NotFoundError, S3, UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ContainerRuntime, FetchedObject, ObjectStorage } from '../ports.js';
@@ -66,13 +66,14 @@ export class HomeSync {
    * cut short leaves no manifest, so its save deletes nothing: it can only upload again.
    */
   async restore(userId: string, containerId: string): Promise<number> {
-    const prefix = userPrefix(userId, 'hot');
+    const prefix = userKey(userId, 'hot');
     const objects: { key: string; path: string }[] = [];
     let hasKeep = false;
     for await (const object of this.storage.list(prefix)) {
       const path = object.key.slice(prefix.length);
       if (path === KEEP) hasKeep = true;
-      else if (path && !path.endsWith('/')) objects.push({ key: object.key, path });
+      // Folder markers, and keys some other writer gave `..` or `.` segments, are not files here.
+      else if (isStorablePath(path)) objects.push({ key: object.key, path });
     }
     if (!hasKeep) await this.#ensurePrefixes(userId);
     const snapshot: Snapshot = new Map();
@@ -139,12 +140,13 @@ export class HomeSync {
    * A container that is gone is a NotFoundError: its files went with it.
    */
   async save(userId: string, containerId: string): Promise<SaveSummary> {
+    // A bad id is refused here, before it could pass for the engine failing mid-archive.
+    userKey(userId, 'hot');
     // Files the image brought and the agent left alone (its dotfiles) are the image's, not the
     // user's.
     // Asked first: a container that is gone fails here, before the manifest read could mistake it.
     const changed = await this.runtime.changedPaths(containerId, HOT_PATH);
     const snapshot = await this.#readManifest(containerId);
-    const prefix = userPrefix(userId, 'hot');
     const archive = await this.runtime.readArchive(containerId, HOT_PATH);
     const seen = new Set<string>();
     const uploads = boundedQueue(PARALLEL_TRANSFERS);
@@ -157,7 +159,12 @@ export class HomeSync {
           : '';
         const kind = header.type;
         const ours = changed.has(path) || snapshot.has(path);
-        if (!path || !ours || isSkipped(path) || (kind !== 'file' && kind !== 'symlink')) {
+        if (
+          !isStorablePath(path) ||
+          !ours ||
+          isSkipped(path) ||
+          (kind !== 'file' && kind !== 'symlink')
+        ) {
           stream.resume();
           return next();
         }
@@ -175,7 +182,7 @@ export class HomeSync {
         }
         summary.uploaded += 1;
         summary.bytes += state.size;
-        const key = prefix + path;
+        const key = userKey(userId, 'hot', path);
         if (state.size <= SMALL_FILE_BYTES) {
           const body = await readAll(stream);
           await uploads.add(() => toS3(this.storage.put(key, body, state.size, metadataOf(state))));
@@ -206,17 +213,20 @@ export class HomeSync {
         cause: error,
       });
     }
-    const gone = [...snapshot.keys()].filter((path) => !seen.has(path) && !isSkipped(path));
-    summary.deleted = gone.length ? await this.storage.deleteMany(gone.map((p) => prefix + p)) : 0;
+    // The manifest is a file in the container, which root there can rewrite: only paths that name
+    // a file of this user's home are deleted.
+    const gone = [...snapshot.keys()].filter(
+      (path) => !seen.has(path) && !isSkipped(path) && isStorablePath(path),
+    );
+    const goneKeys = gone.map((path) => userKey(userId, 'hot', path));
+    summary.deleted = goneKeys.length ? await this.storage.deleteMany(goneKeys) : 0;
     this.logger.info('home saved', { user_id: userId, ...summary });
     return summary;
   }
 
   async #ensurePrefixes(userId: string): Promise<void> {
     await Promise.all(
-      TIERS.map((tier) =>
-        this.storage.put(userPrefix(userId, tier) + KEEP, Buffer.alloc(0), 0, {}),
-      ),
+      TIERS.map((tier) => this.storage.put(userKey(userId, tier, KEEP), Buffer.alloc(0), 0, {})),
     );
   }
 }

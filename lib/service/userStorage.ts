@@ -1,4 +1,4 @@
-import { TIERS, userPrefix, type StorageUsage, type Tier } from '../domain/storage.js';
+import { TIERS, userKey, type StorageUsage, type Tier } from '../domain/storage.js';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ObjectStorage } from '../ports.js';
@@ -17,7 +17,7 @@ export class UserStorage {
     for (const tier of TIERS) {
       let totalSizeBytes = 0;
       let totalObjects = 0;
-      for await (const object of storage.list(userPrefix(userId, tier))) {
+      for await (const object of storage.list(userKey(userId, tier))) {
         totalSizeBytes += object.size;
         totalObjects += 1;
       }
@@ -30,7 +30,7 @@ export class UserStorage {
   async empty(userId: string, tier: Tier): Promise<number> {
     const storage = this.#require();
     const keys: string[] = [];
-    for await (const object of storage.list(userPrefix(userId, tier))) keys.push(object.key);
+    for await (const object of storage.list(userKey(userId, tier))) keys.push(object.key);
     const deleted = keys.length ? await storage.deleteMany(keys) : 0;
     this.logger.warn('user storage emptied', { user_id: userId, tier, deleted_objects: deleted });
     return deleted;

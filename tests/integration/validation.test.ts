@@ -1,5 +1,6 @@
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { api, testUser } from '../support/api.js';
+import { api, apiKey, baseUrl, testUser } from '../support/api.js';
 import { createReady, deleteAll, type WireSandbox } from '../support/sandboxes.js';
 
 const user = testUser('validation');
@@ -69,6 +70,36 @@ describe('request validation on the real server', () => {
     const response = await api('GET', '/sandboxes?user_id=a%20b');
     expect(response.status).toBe(422);
   });
+
+  it.each(['.', '..', '.x', '..x'])('user_id %j in the list query is a 422', async (userId) => {
+    const listed = await api<{ detail: { loc: string[] }[] }>(
+      'GET',
+      `/sandboxes?user_id=${encodeURIComponent(userId)}`,
+    );
+    expect(listed.status).toBe(422);
+    expect(listed.body.detail.map((d) => d.loc)).toContainEqual(['query', 'user_id']);
+  });
+
+  it.each(['.x', '..x'])('user_id %j in the storage path is a 422', async (userId) => {
+    for (const method of ['GET', 'DELETE']) {
+      const answer = await rawRequest(method, `/users/${userId}/storage?tier=hot`);
+      expect(answer.status).toBe(422);
+      expect(JSON.parse(answer.text).detail).toContainEqual(
+        expect.objectContaining({ loc: ['path', 'user_id'] }),
+      );
+    }
+  });
+
+  // The HTTP layer resolves these segments before any route: /users/storage, /storage.
+  it.each(['.', '..', '%2e%2e', '%2E'])(
+    'user_id %j in the storage path, sent as it is, is the JSON 404 of no route',
+    async (userId) => {
+      for (const method of ['GET', 'DELETE']) {
+        const answer = await rawRequest(method, `/users/${userId}/storage?tier=hot`);
+        expect(answer).toEqual({ status: 404, text: JSON.stringify({ detail: 'Not Found' }) });
+      }
+    },
+  );
 
   it('malformed JSON is a 400 with a detail', async () => {
     for (const path of ['/sandboxes', execPath(), `/sandboxes/${sandbox.sandbox_id}/error`]) {
@@ -187,3 +218,20 @@ describe('service routes', () => {
     });
   });
 });
+
+/** A request whose path goes out as written: fetch would resolve its `.` and `..` segments. */
+function rawRequest(method: string, path: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(baseUrl());
+    const sent = request({ method, hostname, port, path, headers: { 'x-api-key': apiKey() } });
+    sent.once('error', reject);
+    sent.once('response', (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.once('end', () =>
+        resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString() }),
+      );
+    });
+    sent.end();
+  });
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { userPrefix } from '../../lib/domain/storage.js';
+import { userKey } from '../../lib/domain/storage.js';
 import { isSkipped } from '../../lib/service/homeArchive.js';
 
 describe('home sync rules', () => {
@@ -12,7 +12,7 @@ describe('home sync rules', () => {
   });
 
   it('keeps each user in a prefix of their own', () => {
-    expect(userPrefix('alice', 'hot')).toBe('users/alice/hot/');
-    expect(userPrefix('alice', 'cold')).toBe('users/alice/cold/');
+    expect(userKey('alice', 'hot')).toBe('users/alice/hot/');
+    expect(userKey('alice', 'cold')).toBe('users/alice/cold/');
   });
 });
