@@ -66,6 +66,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
     slowCallMs: settings.SLOW_CALL_MS,
     firstCommandUser: DEFAULT_EXEC_USER,
     processOutputBytes: settings.PROCESS_OUTPUT_BYTES,
+    ociRuntime: settings.DOCKER_RUNTIME,
   });
   const s3 = settings.S3_BUCKET ? createS3(settings, logger) : undefined;
   const services = composeServices(

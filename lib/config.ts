@@ -136,6 +136,15 @@ export const SETTINGS = {
     meaning:
       'More images a config may pick by `template`: `name=image,...`; `default` is MATRX_SANDBOX_IMAGE.',
   }),
+  DOCKER_RUNTIME: setting({
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be a runtime name such as crun or runsc')
+      .optional(),
+    defaultLabel: "none (the engine's default, runc)",
+    meaning:
+      'OCI runtime of every sandbox (`crun`, `runsc`), as registered with the Docker engine; an unknown one stops startup.',
+  }),
   CONTAINER_CPU_LIMIT: setting({
     schema: z.coerce.number({ message: 'must be a number' }).positive(),
     default: '2.0',

@@ -44,6 +44,7 @@ describe('loadConfig', () => {
     ['MATRX_S3_BUCKET', 'Not_A_Bucket'],
     ['MATRX_CONTAINER_MEMORY_LIMIT', 'lots'],
     ['MATRX_DEBUG', 'maybe'],
+    ['MATRX_DOCKER_RUNTIME', 'crun --debug'],
   ])('a bad %s stops startup naming it', (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(variable);
@@ -54,6 +55,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ MATRX_API_KEY: '   ' }).API_KEY).toEqual([]);
     expect(loadConfig({ MATRX_API_KEY: ' , ' }).API_KEY).toEqual([]);
     expect(() => loadConfig({ MATRX_API_KEY_HEADER: 'X API Key' })).toThrow('MATRX_API_KEY_HEADER');
+  });
+
+  it("reads the sandboxes' OCI runtime; none means the engine's default", () => {
+    expect(loadConfig({}).DOCKER_RUNTIME).toBeUndefined();
+    expect(loadConfig({ MATRX_DOCKER_RUNTIME: ' ' }).DOCKER_RUNTIME).toBeUndefined();
+    expect(loadConfig({ MATRX_DOCKER_RUNTIME: 'runsc' }).DOCKER_RUNTIME).toBe('runsc');
   });
 
   it('reads sizes', () => {

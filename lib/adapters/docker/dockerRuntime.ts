@@ -50,6 +50,8 @@ export interface DockerRuntimeOptions {
   firstCommandUser: string;
   /** Per stream and background process, the most output a sandbox keeps. */
   processOutputBytes: number;
+  /** The OCI runtime of every sandbox (MATRX_DOCKER_RUNTIME); none: the engine's default. */
+  ociRuntime?: string;
 }
 
 export class DockerRuntime implements ContainerRuntime {
@@ -146,6 +148,7 @@ export class DockerRuntime implements ContainerRuntime {
           SecurityOpt: ['no-new-privileges'],
           CapDrop: ['ALL'],
           CapAdd: ROOT_CAPABILITIES,
+          ...(this.options.ociRuntime && { Runtime: this.options.ociRuntime }),
         },
       });
       return container.id;
