@@ -173,6 +173,7 @@ read_env() {
 # Per running command, keyed by slot: its pid, tag, files, deadline, and per stream (keyed by
 # out<slot> or err<slot>) the open file, bytes kept, and whether bytes were cut.
 declare -A cmd_pid=() cmd_tag=() cmd_files=() cmd_deadline=() cmd_started=()
+youngest_started=0 follows=0
 declare -A stream_fd=() stream_kept=() stream_cut=() stream_limit=()
 garbage=()
 
@@ -209,6 +210,7 @@ on_exec() {
   cmd_tag[$slot]=$tag
   cmd_files[$slot]=$files
   cmd_started[$slot]=${EPOCHREALTIME/[.,]/}
+  youngest_started=${cmd_started[$slot]}
   cmd_deadline[$slot]=$((cmd_started[$slot] + backstop * 1000000))
   local stream fd
   for stream in out err; do
@@ -257,20 +259,25 @@ drain() {
   done
 }
 
-# Follows the running commands: output read, ends reported, deadlines (the backstop) enforced.
+# Follows the running commands: ends reported, deadlines (the backstop) enforced, and now and then
+# their output read (what a cut stream writes is thrown away there). Cheap when nothing happens: a
+# few commands run in many short ticks.
 follow() {
   local slot now
   now=${EPOCHREALTIME/[.,]/}
+  ((follows += 1))
   for slot in "${!cmd_pid[@]}"; do
-    drain "out$slot"
-    drain "err$slot"
-    if kill -0 "${cmd_pid[$slot]}" 2>/dev/null; then
-      if ((now > cmd_deadline[$slot])); then
-        cmd_deadline[$slot]=$((now + 1000000))
-        sweep "${cmd_tag[$slot]}" KILL </dev/null >/dev/null 2>&1 &
-      fi
-    else
+    if ! kill -0 "${cmd_pid[$slot]}" 2>/dev/null; then
       finish "$slot"
+      continue
+    fi
+    if ((follows % 32 == 0)); then
+      drain "out$slot"
+      drain "err$slot"
+    fi
+    if ((now > cmd_deadline[$slot])); then
+      cmd_deadline[$slot]=$((now + 1000000))
+      sweep "${cmd_tag[$slot]}" KILL </dev/null >/dev/null 2>&1 &
     fi
   done
 }
@@ -309,15 +316,13 @@ finish() {
 # How long the loop waits for a request while commands run (in `interval`): short while the
 # youngest is young, so a short command is answered at once and a long one costs little.
 follow_interval() {
-  local slot youngest=0 age
-  for slot in "${!cmd_started[@]}"; do
-    ((cmd_started[$slot] > youngest)) && youngest=${cmd_started[$slot]}
-  done
-  age=$((${EPOCHREALTIME/[.,]/} - youngest))
-  if ((age < 200000)); then
+  local age=$((${EPOCHREALTIME/[.,]/} - youngest_started))
+  if ((age < 50000)); then
     interval=0.001
-  elif ((age < 2000000)); then
-    interval=0.01
+  elif ((age < 1000000)); then
+    interval=0.005
+  elif ((age < 10000000)); then
+    interval=0.02
   else
     interval=0.05
   fi

@@ -1,40 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { EMBEDDED_BUCKET, embeddedS3Client, type EmbeddedS3 } from '../lib/embeddedS3.js';
-
-export type Call = (
-  method: string,
-  path: string,
-  json?: unknown,
-) => Promise<Record<string, unknown>>;
+import { inParallel, timed, type Call } from './benchClient.js';
 
 const FILES = 1000;
 const FILE_BYTES = 50 * 1024;
-const PARALLEL = 16;
 
 export interface HomeTimings {
   save: number[];
   restore: number[];
   rawUpload: number[];
   rawDownload: number[];
-}
-
-export async function timed(run: () => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  await run();
-  return performance.now() - started;
-}
-
-export async function inParallel(
-  count: number,
-  task: (index: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: PARALLEL }, async () => {
-      while (next < count) await task(next++);
-    }),
-  );
 }
 
 /**

@@ -7,7 +7,7 @@ import { createLogger } from '../lib/logger.js';
 import type { ContainerRuntime } from '../lib/ports.js';
 import { loadConfig } from '../lib/config.js';
 import { composeServices } from '../lib/services.js';
-import { inParallel, timed, type Call } from './benchHome.js';
+import { inParallel, progress, timed, type Call } from './benchClient.js';
 import { createDatabase, startPostgresServer, type PostgresServer } from './postgresServer.js';
 import { startServer } from './serverProcess.js';
 
@@ -162,7 +162,7 @@ export async function benchRegistry(
         }),
       );
       timings.dockerCallsPerPass = counted.calls() - before;
-      if (i === 0) console.log(`reconcile pass: ${outcome}`);
+      if (i === 0) progress('registry', `reconcile pass: ${outcome}`);
       timings.rawReads.push(
         await timed(() =>
           Promise.all([

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DockerRuntime } from '../../lib/adapters/docker/dockerRuntime.js';
-import { SANDBOX_ID_LABEL, USER_ID_LABEL } from '../../lib/domain/sandbox.js';
+import { HOST_ID_LABEL, SANDBOX_ID_LABEL, USER_ID_LABEL } from '../../lib/domain/sandbox.js';
 import { createLogger } from '../../lib/logger.js';
 import type { ExecRequest } from '../../lib/ports.js';
 import { testUser } from '../support/api.js';
@@ -58,7 +58,12 @@ beforeAll(async () => {
   containerId = await runtime.create({
     name,
     image: process.env.MATRX_SANDBOX_IMAGE ?? 'matrx-sandbox:latest',
-    labels: { [SANDBOX_ID_LABEL]: name, [USER_ID_LABEL]: testUser('channel') },
+    // A host of its own: a server on the engine adopts containers of its host or of none.
+    labels: {
+      [SANDBOX_ID_LABEL]: name,
+      [USER_ID_LABEL]: testUser('channel'),
+      [HOST_ID_LABEL]: `${name}-host`,
+    },
     env: { FROM_CONFIG: 'config value' },
     cpuLimit: 1,
     memoryLimitBytes: 512 * 1024 ** 2,

@@ -26,6 +26,10 @@ export function toServiceError(error: unknown, what: string): Error {
   const message = dockerMessage(error);
   if (status === 404) return new NotFoundError(`${what}: ${message}`, { cause: error });
   if (status === 409) return new ConflictError(`${what}: ${message}`, { cause: error });
+  // An exec in a container that has just stopped: the engine says so with a 500.
+  if (status === 500 && /is not running/i.test(message)) {
+    return new ConflictError(`${what}: ${message}`, { cause: error });
+  }
   return new UnavailableError(DOCKER, `${DOCKER} unavailable (${what})`, { cause: error });
 }
 

@@ -238,6 +238,8 @@ export class Channels {
       return await this.#channel(containerId, user);
     } catch (error) {
       if (!(error instanceof ChannelEndedError)) throw error;
+      // A channel also ends when its container stops under it: that sandbox is ending, not broken.
+      await this.#ensureRunning(containerId);
       sandbox.fallback = { reason: error.message, until: Date.now() + RETRY_CHANNEL_MS };
       if (!sandbox.warned) {
         sandbox.warned = true;
@@ -249,6 +251,16 @@ export class Channels {
       }
       return undefined;
     }
+  }
+
+  async #ensureRunning(containerId: string): Promise<void> {
+    let running: boolean;
+    try {
+      running = (await this.docker.getContainer(containerId).inspect()).State.Running;
+    } catch (error) {
+      throw toServiceError(error, `inspect container ${containerId}`);
+    }
+    if (!running) throw new ConflictError(`container ${containerId} is not running`);
   }
 
   async #requiredChannel(containerId: string, user: string): Promise<Channel> {
