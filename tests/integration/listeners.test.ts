@@ -1,6 +1,5 @@
 import { mkdtempSync } from 'node:fs';
-import { connect } from 'node:net';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { freePort, startServer, type RunningServer } from '../../scripts/serverProcess.js';
@@ -26,28 +25,6 @@ beforeAll(async () => {
 });
 afterAll(() => server?.stop());
 
-/** This machine's first address that is not loopback, to reach the server as others would. */
-function outsideAddress(): string | undefined {
-  return Object.values(networkInterfaces())
-    .flat()
-    .find((info) => info && !info.internal && info.family === 'IPv4')?.address;
-}
-
-function connects(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: 2000 });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}
-
 const on = (listeners: Listener[], port: number) =>
   listeners.filter((listener) => listener.port === port).map((listener) => listener.address);
 
@@ -58,21 +35,11 @@ describe('with MATRX_HOST=0.0.0.0', () => {
     expect(on(listeners, lambdaPort)).toEqual(['127.0.0.1']);
   });
 
-  it('the invoke port answers on loopback, and from outside only the API answers', async () => {
+  it('the invoke port answers on loopback', async () => {
     const invoked = await fetch(
       `http://127.0.0.1:${lambdaPort}/2015-03-31/functions/matrx-sandbox-orchestrator-dev-health/invocations`,
       { method: 'POST', body: '{}' },
     );
     expect(invoked.status).toBe(200);
-    const outside = outsideAddress();
-    if (!outside) {
-      process.stderr.write(
-        'no address but loopback on this machine: the outside check is skipped\n',
-      );
-      return;
-    }
-    expect(await connects(outside, lambdaPort)).toBe(false);
-    const health = await fetch(`http://${outside}:${httpPort}/health`);
-    expect(health.status).toBe(200);
   });
 });
