@@ -10,13 +10,14 @@ import { RequestTracker } from './http/draining.js';
 import { buildRoutes, routeLimits, type Routes } from './http/routes.js';
 import { createLogger, type Logger } from './logger.js';
 import type { SandboxStore } from './ports.js';
-import { ReconcileLoop } from './service/reconcileLoop.js';
+import { PassLoop } from './service/passLoop.js';
+import type { DiskWatch } from './service/diskWatch.js';
 import type { Reconciler } from './service/reconciler.js';
 import type { ProcessService } from './service/processService.js';
 import type { SandboxService } from './service/sandboxService.js';
 import type { HealthCheck } from './service/health.js';
 import type { UserStorage } from './service/userStorage.js';
-import { composeServices } from './services.js';
+import { composeServices, type Services } from './services.js';
 
 export interface App {
   settings: Settings;
@@ -29,6 +30,7 @@ export interface App {
   health: HealthCheck;
   storage: UserStorage;
   reconciler: Reconciler;
+  diskWatch: DiskWatch;
   /**
    * Resolves once the registry can be used: a current schema, or (memory) live sandboxes adopted.
    * A failure (a database not up yet) is tried again by the next caller.
@@ -67,6 +69,8 @@ export function buildApp(settings: Settings = loadConfig()): App {
     firstCommandUser: DEFAULT_EXEC_USER,
     processOutputBytes: settings.PROCESS_OUTPUT_BYTES,
     ociRuntime: settings.DOCKER_RUNTIME,
+    diskLimitBytes: settings.CONTAINER_DISK_LIMIT,
+    diskProbeImage: settings.SANDBOX_IMAGE,
   });
   const s3 = settings.S3_BUCKET ? createS3(settings, logger) : undefined;
   const services = composeServices(
@@ -75,9 +79,8 @@ export function buildApp(settings: Settings = loadConfig()): App {
     logger,
   );
   const { reconciler, adoption, inFlight } = services;
-  const loop = memory
-    ? new ReconcileLoop(reconciler, settings.RECONCILE_INTERVAL_SECONDS * 1000, logger, false)
-    : undefined;
+  // With the memory registry no other process can reconcile, nor watch the disk: this one does.
+  const loops = memory ? backgroundLoops(services, settings, logger, false) : [];
 
   let readiness: Promise<void> | undefined;
   const prepare = async () => {
@@ -102,15 +105,16 @@ export function buildApp(settings: Settings = loadConfig()): App {
     health: services.health,
     storage: services.storage,
     reconciler,
+    diskWatch: services.diskWatch,
     ready,
     start: () => {
       // Passes adopt too, so the loop starts even if this first adoption failed (Docker down).
       ready()
         .catch((error: unknown) => logger.error('the registry is not ready', { error }))
-        .finally(() => loop?.start());
+        .finally(() => loops.forEach((loop) => loop.start()));
     },
     close: async () => {
-      await loop?.stop();
+      await Promise.all(loops.map((loop) => loop.stop()));
       reconciler.stop();
       await inFlight.drain();
       await store.close();
@@ -118,6 +122,34 @@ export function buildApp(settings: Settings = loadConfig()): App {
       s3?.client.destroy();
     },
   };
+}
+
+/**
+ * The passes of the process that looks after this host's sandboxes: the reconciler every
+ * MATRX_RECONCILE_INTERVAL_SECONDS, the disk watch every MATRX_HEALTHCHECK_INTERVAL_SECONDS.
+ */
+export function backgroundLoops(
+  services: Pick<Services, 'reconciler' | 'diskWatch'>,
+  settings: Settings,
+  logger: Logger,
+  keepsProcessAlive: boolean,
+): PassLoop[] {
+  return [
+    new PassLoop(
+      'reconcile',
+      services.reconciler,
+      settings.RECONCILE_INTERVAL_SECONDS * 1000,
+      logger,
+      keepsProcessAlive,
+    ),
+    new PassLoop(
+      'disk check',
+      services.diskWatch,
+      settings.HEALTHCHECK_INTERVAL_SECONDS * 1000,
+      logger,
+      keepsProcessAlive,
+    ),
+  ];
 }
 
 /** The S3 client and storage of the configured bucket. */

@@ -64,9 +64,6 @@ interface SettingSpec<T extends z.ZodType> {
 
 const setting = <T extends z.ZodType>(spec: SettingSpec<T>) => spec;
 
-/** Said of a setting that is accepted, so an existing `.env` still starts, and changes nothing. */
-export const COMPATIBILITY_ONLY = 'Accepted for compatibility; does nothing.';
-
 /**
  * Every setting of the service, once: its validation, default and meaning. Nothing reads the
  * environment for a setting anywhere else.
@@ -158,7 +155,8 @@ export const SETTINGS = {
   CONTAINER_DISK_LIMIT: setting({
     schema: size,
     default: '20g',
-    meaning: `Disk per sandbox. ${COMPATIBILITY_ONLY}`,
+    meaning:
+      "Disk per sandbox (what it writes, home included): the engine's quota where it can, else measured and a sandbox over it ended, `failed`.",
   }),
   READY_TIMEOUT_SECONDS: setting({
     schema: int(1, 600),
@@ -191,7 +189,8 @@ export const SETTINGS = {
   HEALTHCHECK_INTERVAL_SECONDS: setting({
     schema: int(1, 3600),
     default: '30',
-    meaning: `Interval of health checks. ${COMPATIBILITY_ONLY}`,
+    meaning:
+      "Seconds between checks of each sandbox's disk use against MATRX_CONTAINER_DISK_LIMIT (when measured, not quota).",
   }),
   STOPPED_RETENTION_SECONDS: setting({
     schema: int(0, 30 * 24 * 3600),

@@ -3,6 +3,7 @@ import { DEFAULT_TEMPLATE } from './domain/sandboxConfig.js';
 import type { Logger } from './logger.js';
 import type { ContainerRuntime, ObjectStorage, SandboxStore } from './ports.js';
 import { Adoption } from './service/adoption.js';
+import { DiskWatch } from './service/diskWatch.js';
 import { SandboxEnding } from './service/ending.js';
 import { HealthCheck } from './service/health.js';
 import { HomeSync } from './service/homeSync.js';
@@ -95,6 +96,13 @@ export function composeServices(
     },
     logger,
   );
+  const diskWatch = new DiskWatch(
+    store,
+    runtime,
+    ending,
+    { hostId: settings.HOST_ID, limitBytes: settings.CONTAINER_DISK_LIMIT },
+    logger,
+  );
   return {
     sandboxes,
     processes,
@@ -102,9 +110,11 @@ export function composeServices(
     adoption,
     inFlight,
     reconciler,
+    diskWatch,
     health: new HealthCheck(store, runtime, objects, {
       hostId: settings.HOST_ID,
       storeKind: settings.SANDBOX_STORE,
+      diskLimitBytes: settings.CONTAINER_DISK_LIMIT,
     }),
     storage: new UserStorage(objects, logger),
   };

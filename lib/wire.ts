@@ -111,6 +111,7 @@ export function healthWire(health: Health) {
     registry: { store: health.registry.store, ...dependencyWire(health.registry) },
     storage: { configured: health.storage.configured, ...dependencyWire(health.storage) },
     channels: { open: health.channels.open, fallback: health.channels.fallback },
+    disk: { mode: health.disk.mode, limit_bytes: health.disk.limitBytes },
   };
 }
 

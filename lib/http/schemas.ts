@@ -236,6 +236,15 @@ export const healthResponse = z.strictObject({
   channels: z
     .strictObject({ open: z.number().int(), fallback: z.number().int() })
     .meta({ description: 'Command channels open now; sandboxes whose channel could not start' }),
+  disk: z
+    .strictObject({
+      mode: z.enum(['quota', 'measured', 'unknown']),
+      limit_bytes: z.number().int(),
+    })
+    .meta({
+      description:
+        "How each sandbox's disk limit is held: by the engine (quota) or measured by the service",
+    }),
 });
 
 export const healthQuery = z.object({

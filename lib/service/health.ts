@@ -1,5 +1,11 @@
 import { ACTIVE_STATUSES } from '../domain/sandbox.js';
-import type { ChannelStats, ContainerRuntime, ObjectStorage, SandboxStore } from '../ports.js';
+import type {
+  ChannelStats,
+  ContainerRuntime,
+  DiskLimitMode,
+  ObjectStorage,
+  SandboxStore,
+} from '../ports.js';
 
 export interface DependencyHealth {
   reachable: boolean;
@@ -18,6 +24,8 @@ export interface Health {
   storage: DependencyHealth & { configured: boolean };
   /** How commands reach this host's sandboxes: channels open, sandboxes on the plain exec. */
   channels: ChannelStats;
+  /** How the disk limit is held; `unknown` until the engine could be asked. */
+  disk: { mode: DiskLimitMode | 'unknown'; limitBytes: number };
 }
 
 /** A dependency check that hangs (an SDK retrying) is reported as such, not waited for. */
@@ -53,14 +61,22 @@ export class HealthCheck {
     private readonly runtime: ContainerRuntime,
     /** Null when no bucket is configured. */
     private readonly storage: ObjectStorage | null,
-    private readonly settings: { hostId: string; storeKind: 'memory' | 'postgres' },
+    private readonly settings: {
+      hostId: string;
+      storeKind: 'memory' | 'postgres';
+      diskLimitBytes: number;
+    },
   ) {}
 
   async check(): Promise<Health> {
     const { hostId, storeKind } = this.settings;
     const { storage } = this;
-    const [[docker], [registry, active], [bucket]] = await Promise.all([
-      probe(() => this.runtime.ping()),
+    const [[docker, diskMode], [registry, active], [bucket]] = await Promise.all([
+      // The mode is asked of the engine once, then remembered: no cost past the first check.
+      probe(async () => {
+        await this.runtime.ping();
+        return this.runtime.diskLimitMode();
+      }),
       probe(() => this.store.count({ hostId, statuses: ACTIVE_STATUSES })),
       probe(async () => storage?.checkBucket()),
     ]);
@@ -74,6 +90,7 @@ export class HealthCheck {
       registry: { store: storeKind, ...registry },
       storage: { configured: storage !== null, ...bucket },
       channels: this.runtime.channelStats(),
+      disk: { mode: diskMode ?? 'unknown', limitBytes: this.settings.diskLimitBytes },
     };
   }
 }

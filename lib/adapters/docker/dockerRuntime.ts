@@ -6,6 +6,7 @@ import type {
   ChannelStats,
   ContainerRuntime,
   ContainerSpec,
+  DiskLimitMode,
   ExecRequest,
   ExecResult,
   ObservedContainer,
@@ -28,6 +29,7 @@ import {
 import { loggedCall } from '../callLog.js';
 import { dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
 import { Channels } from './channel/channels.js';
+import { probeDiskLimitMode } from './diskQuota.js';
 import { probeInContainer } from './execInContainer.js';
 import { delay, readyLineSeen, timedOut } from './readiness.js';
 
@@ -52,10 +54,15 @@ export interface DockerRuntimeOptions {
   processOutputBytes: number;
   /** The OCI runtime of every sandbox (MATRX_DOCKER_RUNTIME); none: the engine's default. */
   ociRuntime?: string;
+  /** MATRX_CONTAINER_DISK_LIMIT: the size of each writable layer, where the engine can hold it. */
+  diskLimitBytes: number;
+  /** The image the engine's support for that size is tried with (the sandbox image). */
+  diskProbeImage: string;
 }
 
 export class DockerRuntime implements ContainerRuntime {
   readonly #channels: Channels;
+  #diskLimitMode: Promise<DiskLimitMode> | undefined;
 
   constructor(
     private readonly docker: Docker,
@@ -131,6 +138,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async #create(spec: ContainerSpec): Promise<string> {
+    const sized = (await this.diskLimitMode()) === 'quota';
     try {
       const container = await this.docker.createContainer({
         name: spec.name,
@@ -149,6 +157,7 @@ export class DockerRuntime implements ContainerRuntime {
           CapDrop: ['ALL'],
           CapAdd: ROOT_CAPABILITIES,
           ...(this.options.ociRuntime && { Runtime: this.options.ociRuntime }),
+          ...(sized && { StorageOpt: { size: String(this.options.diskLimitBytes) } }),
         },
       });
       return container.id;
@@ -279,6 +288,36 @@ export class DockerRuntime implements ContainerRuntime {
 
   channelStats(): ChannelStats {
     return this.#channels.stats();
+  }
+
+  diskLimitMode(): Promise<DiskLimitMode> {
+    const { diskProbeImage, diskLimitBytes } = this.options;
+    this.#diskLimitMode ??= this.#call('disk_limit_probe', undefined, () =>
+      probeDiskLimitMode(this.docker, diskProbeImage, diskLimitBytes),
+    ).catch((error: unknown) => {
+      this.#diskLimitMode = undefined; // asked again next time
+      throw error;
+    });
+    return this.#diskLimitMode;
+  }
+
+  diskUsage(containerId: string): Promise<number | null> {
+    return this.#call(
+      'inspect_size',
+      containerId,
+      async () => {
+        try {
+          // The engine takes `size` (and answers SizeRw with it); the typings know neither.
+          const sized = { size: true } as Docker.ContainerInspectOptions;
+          const info = await this.docker.getContainer(containerId).inspect(sized);
+          return (info as { SizeRw?: number }).SizeRw ?? 0;
+        } catch (error) {
+          if (dockerStatus(error) === 404) return null;
+          throw toServiceError(error, `measure the disk of container ${containerId}`);
+        }
+      },
+      false,
+    );
   }
 
   stop(containerId: string, timeoutSeconds: number): Promise<void> {
