@@ -108,6 +108,11 @@ export function buildApp(settings: Settings = loadConfig()): App {
     diskWatch: services.diskWatch,
     ready,
     start: () => {
+      // Asked now, not by the first create or /health; an engine down now is asked again later.
+      runtime.diskLimitMode().then(
+        (mode) => logger.info('disk limit', { mode, limit_bytes: settings.CONTAINER_DISK_LIMIT }),
+        (error: unknown) => logger.warn('disk limit mode not known yet', { error }),
+      );
       // Passes adopt too, so the loop starts even if this first adoption failed (Docker down).
       ready()
         .catch((error: unknown) => logger.error('the registry is not ready', { error }))
