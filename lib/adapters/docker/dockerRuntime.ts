@@ -27,7 +27,7 @@ import {
   USER_ID_LABEL,
 } from '../../domain/sandbox.js';
 import { loggedCall } from '../callLog.js';
-import { dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
+import { dockerMessage, dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
 import { Channels } from './channel/channels.js';
 import { probeDiskLimitMode } from './diskQuota.js';
 import { probeInContainer } from './execInContainer.js';
@@ -38,6 +38,9 @@ const READY_MARKER = '/tmp/.sandbox_ready';
 const MARKER_POLL_MS = 250;
 const PING_TIMEOUT_MS = 2000;
 const PIDS_LIMIT = 4096;
+/** How much longer than the engine's own 10 s a killed container is waited for, and how often. */
+const EXIT_WAIT_MS = 60_000;
+const EXIT_POLL_MS = 500;
 /**
  * What root in a sandbox may do: what package managers need, nothing more (no NET_RAW, MKNOD,
  * SYS_CHROOT, SETFCAP...). The container runs as root so that an exec as root has them; Docker
@@ -326,7 +329,9 @@ export class DockerRuntime implements ContainerRuntime {
     if (timeoutSeconds <= 0) {
       // 409: not running, which is what a kill wants.
       return this.#call('kill', containerId, () =>
-        treatingAsDone([404, 409], `kill container ${containerId}`, () => container.kill()),
+        this.#untilExited(containerId, () =>
+          treatingAsDone([404, 409], `kill container ${containerId}`, () => container.kill()),
+        ),
       );
     }
     // A graceful stop takes as long as the sandbox needs, up to its timeout.
@@ -334,11 +339,40 @@ export class DockerRuntime implements ContainerRuntime {
       'stop',
       containerId,
       () =>
-        treatingAsDone([304, 404], `stop container ${containerId}`, () =>
-          container.stop({ t: timeoutSeconds }),
+        this.#untilExited(containerId, () =>
+          treatingAsDone([304, 404], `stop container ${containerId}`, () =>
+            container.stop({ t: timeoutSeconds }),
+          ),
         ),
       false,
     );
+  }
+
+  /**
+   * Runs a stop or kill. The engine gives up on a SIGKILLed container that has not exited within
+   * 10 s ("did not receive an exit event"), which happens when thousands of processes must die (a
+   * fork bomb at its pids limit): the kill was sent, so the container is waited for, a while longer.
+   */
+  async #untilExited(containerId: string, stop: () => Promise<void>): Promise<void> {
+    try {
+      return await stop();
+    } catch (error) {
+      if (!/did not receive an exit event/i.test(dockerMessage((error as Error).cause)))
+        throw error;
+      const deadline = Date.now() + EXIT_WAIT_MS;
+      while (Date.now() < deadline) {
+        const running = await this.docker
+          .getContainer(containerId)
+          .inspect()
+          .then(
+            (info) => info.State.Running,
+            (inspectError: unknown) => dockerStatus(inspectError) !== 404,
+          );
+        if (!running) return;
+        await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
+      }
+      throw error;
+    }
   }
 
   readArchive(containerId: string, path: string): Promise<Readable> {
