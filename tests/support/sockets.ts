@@ -1,25 +1,9 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { processGroup } from './processes.js';
 
 export interface Listener {
   address: string;
   port: number;
-}
-
-/** The processes of a process group (a server started `detached` leads its own). */
-function processGroup(pgid: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
 }
 
 function socketInodes(pid: number): Set<string> {
