@@ -1,11 +1,13 @@
 import { configureServerPayloads } from './http/serverPayloads.js';
+import { keepPortOnLoopback } from './loopbackListen.js';
 import { processApp } from './processApp.js';
 
 /**
  * Preloaded (`node --import`) into the serverless-offline process by the launcher, so the API's
  * App is built and started with the process: its registry made ready (the memory registry adopts
  * this host's live sandboxes) and, with the memory registry, its reconcile passes running, before
- * and whether or not a request comes.
+ * and whether or not a request comes. It also keeps the framework's Lambda invoke port, which
+ * asks no API key, on 127.0.0.1 (lib/loopbackListen.ts).
  *
  * The framework ends its process within 5 s of a SIGTERM, whatever is in flight, so the launcher
  * asks first, over IPC: this stops taking requests, waits for those in flight (up to the bound it
@@ -25,6 +27,7 @@ process.env.NODE_OPTIONS = (process.env.NODE_OPTIONS ?? '')
 
 const app = processApp();
 configureServerPayloads(app.settings.MAX_FILE_BYTES);
+keepPortOnLoopback(app.settings.LAMBDA_PORT);
 app.start();
 
 process.on('message', (message: DrainRequest) => {

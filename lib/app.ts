@@ -10,14 +10,15 @@ import { RequestTracker } from './http/draining.js';
 import { buildRoutes, routeLimits, type Routes } from './http/routes.js';
 import { createLogger, type Logger } from './logger.js';
 import type { SandboxStore } from './ports.js';
-import { ReconcileLoop } from './service/reconcileLoop.js';
+import { PassLoop } from './service/passLoop.js';
+import type { DiskWatch } from './service/diskWatch.js';
 import type { Reconciler } from './service/reconciler.js';
 import type { FileService } from './service/fileService.js';
 import type { ProcessService } from './service/processService.js';
 import type { SandboxService } from './service/sandboxService.js';
 import type { HealthCheck } from './service/health.js';
 import type { UserStorage } from './service/userStorage.js';
-import { composeServices } from './services.js';
+import { composeServices, type Services } from './services.js';
 
 export interface App {
   settings: Settings;
@@ -31,6 +32,7 @@ export interface App {
   health: HealthCheck;
   storage: UserStorage;
   reconciler: Reconciler;
+  diskWatch: DiskWatch;
   /**
    * Resolves once the registry can be used: a current schema, or (memory) live sandboxes adopted.
    * A failure (a database not up yet) is tried again by the next caller.
@@ -64,11 +66,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
         stoppedRetentionMs: settings.STOPPED_RETENTION_SECONDS * 1000,
         maxStopped: settings.MAX_STOPPED_SANDBOXES,
       });
-  const runtime = new DockerRuntime(new Docker(), logger, {
-    slowCallMs: settings.SLOW_CALL_MS,
-    firstCommandUser: DEFAULT_EXEC_USER,
-    processOutputBytes: settings.PROCESS_OUTPUT_BYTES,
-  });
+  const runtime = dockerRuntime(settings, logger);
   const s3 = settings.S3_BUCKET ? createS3(settings, logger) : undefined;
   const services = composeServices(
     { store, runtime, files: runtime.files, objects: s3?.storage ?? null },
@@ -76,9 +74,8 @@ export function buildApp(settings: Settings = loadConfig()): App {
     logger,
   );
   const { reconciler, adoption, inFlight, pool: warmPool } = services;
-  const loop = memory
-    ? new ReconcileLoop(reconciler, settings.RECONCILE_INTERVAL_SECONDS * 1000, logger, false)
-    : undefined;
+  // With the memory registry no other process can reconcile, nor watch the disk: this one does.
+  const loops = memory ? backgroundLoops(services, settings, logger, false) : [];
 
   let readiness: Promise<void> | undefined;
   const prepare = async () => {
@@ -104,19 +101,25 @@ export function buildApp(settings: Settings = loadConfig()): App {
     health: services.health,
     storage: services.storage,
     reconciler,
+    diskWatch: services.diskWatch,
     ready,
     start: () => {
+      // Asked now, not by the first create or /health; an engine down now is asked again later.
+      runtime.diskLimitMode().then(
+        (mode) => logger.info('disk limit', { mode, limit_bytes: settings.CONTAINER_DISK_LIMIT }),
+        (error: unknown) => logger.warn('disk limit mode not known yet', { error }),
+      );
       // Passes adopt too, so the loop starts even if this first adoption failed (Docker down).
       ready()
         .catch((error: unknown) => logger.error('the registry is not ready', { error }))
         .finally(() => {
-          loop?.start();
+          loops.forEach((loop) => loop.start());
           warmPool.start(settings.RECONCILE_INTERVAL_SECONDS * 1000);
         });
     },
     close: async () => {
       await warmPool.close();
-      await loop?.stop();
+      await Promise.all(loops.map((loop) => loop.stop()));
       reconciler.stop();
       await inFlight.drain();
       await store.close();
@@ -124,6 +127,46 @@ export function buildApp(settings: Settings = loadConfig()): App {
       s3?.client.destroy();
     },
   };
+}
+
+/**
+ * The passes of the process that looks after this host's sandboxes: the reconciler every
+ * MATRX_RECONCILE_INTERVAL_SECONDS, the disk watch every MATRX_HEALTHCHECK_INTERVAL_SECONDS.
+ */
+/** The Docker adapter as every process of the service builds it from its settings. */
+export function dockerRuntime(settings: Settings, logger: Logger): DockerRuntime {
+  return new DockerRuntime(new Docker(), logger, {
+    slowCallMs: settings.SLOW_CALL_MS,
+    firstCommandUser: DEFAULT_EXEC_USER,
+    processOutputBytes: settings.PROCESS_OUTPUT_BYTES,
+    ociRuntime: settings.DOCKER_RUNTIME,
+    diskLimitBytes: settings.CONTAINER_DISK_LIMIT,
+    diskProbeImage: settings.SANDBOX_IMAGE,
+  });
+}
+
+export function backgroundLoops(
+  services: Pick<Services, 'reconciler' | 'diskWatch'>,
+  settings: Settings,
+  logger: Logger,
+  keepsProcessAlive: boolean,
+): PassLoop[] {
+  return [
+    new PassLoop(
+      'reconcile',
+      services.reconciler,
+      settings.RECONCILE_INTERVAL_SECONDS * 1000,
+      logger,
+      keepsProcessAlive,
+    ),
+    new PassLoop(
+      'disk check',
+      services.diskWatch,
+      settings.HEALTHCHECK_INTERVAL_SECONDS * 1000,
+      logger,
+      keepsProcessAlive,
+    ),
+  ];
 }
 
 /** The S3 client and storage of the configured bucket. */

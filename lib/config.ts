@@ -64,9 +64,6 @@ interface SettingSpec<T extends z.ZodType> {
 
 const setting = <T extends z.ZodType>(spec: SettingSpec<T>) => spec;
 
-/** Said of a setting that is accepted, so an existing `.env` still starts, and changes nothing. */
-export const COMPATIBILITY_ONLY = 'Accepted for compatibility; does nothing.';
-
 /**
  * Every setting of the service, once: its validation, default and meaning. Nothing reads the
  * environment for a setting anywhere else.
@@ -81,7 +78,8 @@ export const SETTINGS = {
   LAMBDA_PORT: setting({
     schema: int(0, 65535),
     default: '3002',
-    meaning: "serverless-offline's own Lambda-invoke port, on MATRX_HOST.",
+    meaning:
+      "serverless-offline's own Lambda-invoke port (no API key): on 127.0.0.1 only, whatever MATRX_HOST is.",
   }),
   DRAIN_TIMEOUT_SECONDS: setting({
     schema: int(0, 3600),
@@ -135,6 +133,15 @@ export const SETTINGS = {
     meaning:
       'More images a config may pick by `template`: `name=image,...`; `default` is MATRX_SANDBOX_IMAGE.',
   }),
+  DOCKER_RUNTIME: setting({
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be a runtime name such as crun or runsc')
+      .optional(),
+    defaultLabel: "none (the engine's default, runc)",
+    meaning:
+      'OCI runtime of every sandbox (`crun`, `runsc`), as registered with the Docker engine; an unknown one stops startup.',
+  }),
   CONTAINER_CPU_LIMIT: setting({
     schema: z.coerce.number({ message: 'must be a number' }).positive(),
     default: '2.0',
@@ -148,7 +155,8 @@ export const SETTINGS = {
   CONTAINER_DISK_LIMIT: setting({
     schema: size,
     default: '20g',
-    meaning: `Disk per sandbox. ${COMPATIBILITY_ONLY}`,
+    meaning:
+      "Disk per sandbox (what it writes, home included): the engine's quota where it can, else measured and a sandbox over it ended, `failed`.",
   }),
   READY_TIMEOUT_SECONDS: setting({
     schema: int(1, 600),
@@ -181,7 +189,8 @@ export const SETTINGS = {
   HEALTHCHECK_INTERVAL_SECONDS: setting({
     schema: int(1, 3600),
     default: '30',
-    meaning: `Interval of health checks. ${COMPATIBILITY_ONLY}`,
+    meaning:
+      "Seconds between checks of each sandbox's disk use against MATRX_CONTAINER_DISK_LIMIT (when measured, not quota).",
   }),
   STOPPED_RETENTION_SECONDS: setting({
     schema: int(0, 30 * 24 * 3600),

@@ -154,6 +154,13 @@ export interface ChannelStats {
   fallback: number;
 }
 
+/**
+ * How MATRX_CONTAINER_DISK_LIMIT is held: `quota`, the engine sizes each container's writable
+ * layer (overlay2 on xfs with project quotas, btrfs, zfs); `measured`, the engine cannot, so the
+ * service measures the sandboxes and ends one over its limit (DiskWatch).
+ */
+export type DiskLimitMode = 'quota' | 'measured';
+
 /** A sandbox container as the engine reports it, from its labels and state. */
 export interface ObservedContainer {
   containerId: string;
@@ -251,6 +258,13 @@ export interface ContainerRuntime {
     signal: ProcessSignal,
   ): Promise<ProcessInfo | null>;
   channelStats(): ChannelStats;
+  /** Asked of the engine once, then remembered; throws while the engine cannot be asked. */
+  diskLimitMode(): Promise<DiskLimitMode>;
+  /**
+   * Bytes the container wrote to its writable layer (the home is there too); null when the
+   * container is gone.
+   */
+  diskUsage(containerId: string): Promise<number | null>;
   /** Stops (gracefully within timeoutSeconds, or kills when 0); gone or stopped is success. */
   stop(containerId: string, timeoutSeconds: number): Promise<void>;
   /** Removes the container; already gone is success. */

@@ -3,6 +3,7 @@ import { DEFAULT_TEMPLATE } from './domain/sandboxConfig.js';
 import type { Logger } from './logger.js';
 import type { ContainerRuntime, ObjectStorage, SandboxFiles, SandboxStore } from './ports.js';
 import { Adoption } from './service/adoption.js';
+import { DiskWatch } from './service/diskWatch.js';
 import { SandboxEnding } from './service/ending.js';
 import { FileService } from './service/fileService.js';
 import { HealthCheck } from './service/health.js';
@@ -119,6 +120,13 @@ export function composeServices(
     },
     logger,
   );
+  const diskWatch = new DiskWatch(
+    store,
+    runtime,
+    ending,
+    { hostId: settings.HOST_ID, limitBytes: settings.CONTAINER_DISK_LIMIT },
+    logger,
+  );
   return {
     sandboxes,
     processes,
@@ -128,9 +136,11 @@ export function composeServices(
     inFlight,
     reconciler,
     pool,
+    diskWatch,
     health: new HealthCheck(store, runtime, objects, pool, {
       hostId: settings.HOST_ID,
       storeKind: settings.SANDBOX_STORE,
+      diskLimitBytes: settings.CONTAINER_DISK_LIMIT,
     }),
     storage: new UserStorage(objects, logger),
   };

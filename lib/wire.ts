@@ -112,6 +112,7 @@ export function healthWire(health: Health) {
     storage: { configured: health.storage.configured, ...dependencyWire(health.storage) },
     channels: { open: health.channels.open, fallback: health.channels.fallback },
     pool: { target: health.pool.target, ready: health.pool.ready },
+    disk: { mode: health.disk.mode, limit_bytes: health.disk.limitBytes },
   };
 }
 

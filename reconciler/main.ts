@@ -1,10 +1,11 @@
-import { buildApp } from '../lib/app.js';
-import { ReconcileLoop } from '../lib/service/reconcileLoop.js';
+import { backgroundLoops, buildApp } from '../lib/app.js';
 import { loadSettingsOrExit, startupFailure, runMain } from '../lib/startup.js';
 
 /**
  * `npm run reconciler`: the long-lived process that keeps this host's registry rows and sandbox
- * containers in agreement: one pass at startup, then one every MATRX_RECONCILE_INTERVAL_SECONDS.
+ * containers in agreement: one pass at startup, then one every MATRX_RECONCILE_INTERVAL_SECONDS;
+ * and, where the engine cannot size a container, measures the sandboxes' disk use every
+ * MATRX_HEALTHCHECK_INTERVAL_SECONDS (DiskWatch).
  * `--once` runs one pass and exits (0 when the pass ran, 1 when it could not).
  */
 runMain(async () => {
@@ -30,19 +31,19 @@ runMain(async () => {
     await app.close();
     return summary.outcome === 'done' ? 0 : 1;
   }
-  const intervalMs = settings.RECONCILE_INTERVAL_SECONDS * 1000;
-  const loop = new ReconcileLoop(app.reconciler, intervalMs, logger, true);
+  const loops = backgroundLoops(app, settings, logger, true);
   logger.info('reconciler started', {
     host_id: settings.HOST_ID,
     interval_seconds: settings.RECONCILE_INTERVAL_SECONDS,
+    disk_check_interval_seconds: settings.HEALTHCHECK_INTERVAL_SECONDS,
   });
-  loop.start();
+  loops.forEach((loop) => loop.start());
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   logger.info('reconciler stopping: the step in flight finishes first', { signal });
-  await loop.stop();
+  await Promise.all(loops.map((loop) => loop.stop()));
   await app.close();
   logger.info('reconciler stopped');
   return 0;

@@ -139,6 +139,8 @@ export async function benchRegistry(
       slowCallMs: 1000,
       firstCommandUser: 'agent',
       processOutputBytes: 1024 * 1024,
+      diskLimitBytes: 20 * 1024 ** 3,
+      diskProbeImage: 'matrx-sandbox:latest',
     });
     const counted = counting(dockerRuntime);
     const settings = loadConfig({

@@ -1,6 +1,4 @@
-import Docker from 'dockerode';
-import { DockerRuntime } from '../lib/adapters/docker/dockerRuntime.js';
-import { DEFAULT_EXEC_USER } from '../lib/domain/sandbox.js';
+import { dockerRuntime } from '../lib/app.js';
 import { createLogger } from '../lib/logger.js';
 import { clearPool } from '../lib/service/warmPool.js';
 import { loadSettingsOrExit, runMain } from '../lib/startup.js';
@@ -13,11 +11,7 @@ import { loadSettingsOrExit, runMain } from '../lib/startup.js';
 runMain(async () => {
   const settings = loadSettingsOrExit();
   const logger = createLogger(settings.LOG_LEVEL, settings.LOG_FORMAT);
-  const runtime = new DockerRuntime(new Docker(), logger, {
-    slowCallMs: settings.SLOW_CALL_MS,
-    firstCommandUser: DEFAULT_EXEC_USER,
-    processOutputBytes: settings.PROCESS_OUTPUT_BYTES,
-  });
+  const runtime = dockerRuntime(settings, logger);
   try {
     const removed = await clearPool(runtime, settings.HOST_ID);
     logger.info('warm pool cleared', { host_id: settings.HOST_ID, removed });

@@ -239,6 +239,15 @@ export const healthResponse = z.strictObject({
   pool: z
     .strictObject({ target: z.number().int(), ready: z.number().int() })
     .meta({ description: 'Warm pool: its size (MATRX_WARM_POOL_SIZE), containers ready now' }),
+  disk: z
+    .strictObject({
+      mode: z.enum(['quota', 'measured', 'unknown']),
+      limit_bytes: z.number().int(),
+    })
+    .meta({
+      description:
+        "How each sandbox's disk limit is held: by the engine (quota) or measured by the service",
+    }),
 });
 
 export const healthQuery = z.object({

@@ -10,10 +10,12 @@ import { moveStatus } from './statusMoves.js';
 export interface EndOptions {
   graceful: boolean;
   reason: string;
-  /** `stopped` unless the session ran out of time. */
-  finalStatus?: Extract<SandboxStatus, 'stopped' | 'expired'>;
+  /** `stopped` unless the session ran out of time, or the sandbox broke a limit (`failed`). */
+  finalStatus?: Extract<SandboxStatus, 'stopped' | 'expired' | 'failed'>;
   /** Kept on the row when the end was not asked for (the reconciler's findings). */
   lastError?: string;
+  /** False: the home is not saved (it is over the disk limit); true when not said. */
+  saveHome?: boolean;
 }
 
 /** Graceful stops get the sandbox's own shutdown window plus this margin before Docker kills. */
@@ -85,7 +87,7 @@ export class SandboxEnding {
     try {
       const timeout = graceful ? this.settings.shutdownTimeoutSeconds + STOP_MARGIN_SECONDS : 0;
       await this.runtime.stop(container, timeout);
-      await this.#saveHome(sandbox, container);
+      if (options.saveHome !== false) await this.#saveHome(sandbox, container);
       await this.runtime.remove(container);
     } catch (error) {
       await this.store.recordError(sandboxId, (error as Error).message);

@@ -1,6 +1,12 @@
 import { ACTIVE_STATUSES } from '../domain/sandbox.js';
 import type { PoolStats, WarmPool } from './warmPool.js';
-import type { ChannelStats, ContainerRuntime, ObjectStorage, SandboxStore } from '../ports.js';
+import type {
+  ChannelStats,
+  ContainerRuntime,
+  DiskLimitMode,
+  ObjectStorage,
+  SandboxStore,
+} from '../ports.js';
 
 export interface DependencyHealth {
   reachable: boolean;
@@ -21,10 +27,15 @@ export interface Health {
   channels: ChannelStats;
   /** The warm pool: its size, and the containers ready for a create now. */
   pool: PoolStats;
+  /** How the disk limit is held; `unknown` until the engine could be asked. */
+  disk: { mode: DiskLimitMode | 'unknown'; limitBytes: number };
 }
 
-/** A dependency check that hangs (an SDK retrying) is reported as such, not waited for. */
-const PROBE_TIMEOUT_MS = 3000;
+/**
+ * A dependency check that hangs (an SDK retrying, an engine busy killing a fork bomb) is reported
+ * as such, not waited for: /health answers within 2 s whatever its dependencies do.
+ */
+const PROBE_TIMEOUT_MS = 1500;
 
 /** Times a dependency check; a failure is reported, not thrown. */
 async function probe<T>(check: () => Promise<T>): Promise<[DependencyHealth, T | undefined]> {
@@ -57,14 +68,22 @@ export class HealthCheck {
     /** Null when no bucket is configured. */
     private readonly storage: ObjectStorage | null,
     private readonly pool: Pick<WarmPool, 'stats'>,
-    private readonly settings: { hostId: string; storeKind: 'memory' | 'postgres' },
+    private readonly settings: {
+      hostId: string;
+      storeKind: 'memory' | 'postgres';
+      diskLimitBytes: number;
+    },
   ) {}
 
   async check(): Promise<Health> {
     const { hostId, storeKind } = this.settings;
     const { storage } = this;
-    const [[docker], [registry, active], [bucket]] = await Promise.all([
-      probe(() => this.runtime.ping()),
+    const [[docker, diskMode], [registry, active], [bucket]] = await Promise.all([
+      // The mode is asked of the engine once, then remembered: no cost past the first check.
+      probe(async () => {
+        await this.runtime.ping();
+        return this.runtime.diskLimitMode();
+      }),
       probe(() => this.store.count({ hostId, statuses: ACTIVE_STATUSES })),
       probe(async () => storage?.checkBucket()),
     ]);
@@ -79,6 +98,7 @@ export class HealthCheck {
       storage: { configured: storage !== null, ...bucket },
       channels: this.runtime.channelStats(),
       pool: this.pool.stats(),
+      disk: { mode: diskMode ?? 'unknown', limitBytes: this.settings.diskLimitBytes },
     };
   }
 }

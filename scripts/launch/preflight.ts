@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
+import { engineRuntimes, runtimeProblem } from '../../lib/adapters/docker/ociRuntime.js';
 import { ensureSandboxImage } from '../../lib/adapters/docker/sandboxImage.js';
 import { assertSchemaCurrent } from '../../lib/adapters/postgres/migrations.js';
 import { createPool } from '../../lib/adapters/postgres/postgresSandboxStore.js';
 import { createS3 } from '../../lib/app.js';
-import type { Settings } from '../../lib/config.js';
+import { variableOf, type Settings } from '../../lib/config.js';
 import { startEmbeddedS3, type EmbeddedS3 } from '../../lib/embeddedS3.js';
 import type { Logger } from '../../lib/logger.js';
 import { startupFailure } from '../../lib/startup.js';
@@ -16,7 +17,7 @@ export interface Prepared {
 
 /**
  * What is checked (and in development, provided) before the API starts: the API key warning, the
- * sandbox image (built when missing or stale, in development), an S3 (the embedded server, in
+ * sandboxes' OCI runtime, the sandbox image (built when missing or stale, in development), an S3 (the embedded server, in
  * development, when none is set), the bucket, and a current schema. Null when the service must
  * not start.
  */
@@ -29,6 +30,9 @@ export async function preflight(
     logger.warn(
       'MATRX_API_KEY is empty: the API is unauthenticated, open to anyone who reaches it',
     );
+  }
+  if (settings.DOCKER_RUNTIME && !(await runtimeRegistered(settings.DOCKER_RUNTIME, logger))) {
+    return null;
   }
   await ensureSandboxImage(settings.SANDBOX_IMAGE, logger, { buildWhenNeeded: development });
 
@@ -53,6 +57,23 @@ export async function preflight(
     return null;
   }
   return { settings, embeddedS3 };
+}
+
+/** A runtime the engine does not have stops startup, before a sandbox could fail on it. */
+async function runtimeRegistered(runtime: string, logger: Logger): Promise<boolean> {
+  const variable = variableOf('DOCKER_RUNTIME');
+  const engine = await engineRuntimes();
+  if (!engine) {
+    logger.warn(`${variable}=${runtime} not checked: the Docker engine is unreachable`);
+    return true;
+  }
+  const problem = runtimeProblem(variable, runtime, engine);
+  if (problem) {
+    logger.error(problem, { runtimes: engine.names });
+    return false;
+  }
+  logger.info('sandboxes run on an OCI runtime of their own', { runtime });
+  return true;
 }
 
 /** The launcher refuses an outdated schema, and says which command fixes it. */

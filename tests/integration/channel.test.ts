@@ -16,6 +16,8 @@ const runtime = new DockerRuntime(docker, createLogger('ERROR', 'json'), {
   slowCallMs: 10_000,
   firstCommandUser: 'agent',
   processOutputBytes: 1024 * 1024,
+  diskLimitBytes: 20 * 1024 ** 3,
+  diskProbeImage: process.env.MATRX_SANDBOX_IMAGE ?? 'matrx-sandbox:latest',
 });
 const name = `${testUser('channel')}-${process.pid}`;
 let containerId = '';

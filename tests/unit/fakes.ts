@@ -161,6 +161,9 @@ export class FakeRuntime implements ports.ContainerRuntime {
   /** Every exec request, in order. */
   readonly execRequests: ports.ExecRequest[] = [];
 
+  /** What a command answers, over the default (exit 0, its own text on stdout). */
+  execReplies: (request: ports.ExecRequest) => Partial<ports.ExecResult> = () => ({});
+
   async exec(_containerId: string, request: ports.ExecRequest): Promise<ports.ExecResult> {
     this.#call('exec');
     this.execRequests.push(request);
@@ -172,6 +175,7 @@ export class FakeRuntime implements ports.ContainerRuntime {
       stderrTruncated: false,
       timedOut: false,
       cwd: request.cwd ?? '/home/agent',
+      ...this.execReplies(request),
     };
   }
 
@@ -294,6 +298,21 @@ export class FakeRuntime implements ports.ContainerRuntime {
 
   channelStats(): ports.ChannelStats {
     return this.channels;
+  }
+
+  diskMode: ports.DiskLimitMode = 'measured';
+
+  async diskLimitMode(): Promise<ports.DiskLimitMode> {
+    this.#call('diskLimitMode');
+    return this.diskMode;
+  }
+
+  /** Bytes each container wrote, by id; 0 when not set. */
+  readonly diskUsed = new Map<string, number>();
+
+  async diskUsage(containerId: string): Promise<number | null> {
+    this.#call('diskUsage');
+    return this.containers.has(containerId) ? (this.diskUsed.get(containerId) ?? 0) : null;
   }
 
   async stop(containerId: string): Promise<void> {

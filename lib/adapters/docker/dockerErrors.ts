@@ -15,7 +15,7 @@ export function dockerStatus(error: unknown): number | undefined {
   return asDockerError(error).statusCode;
 }
 
-function dockerMessage(error: unknown): string {
+export function dockerMessage(error: unknown): string {
   const { json, message } = asDockerError(error);
   return (json?.message ?? message ?? String(error)).trim();
 }

@@ -7,6 +7,7 @@ import type {
   ChannelStats,
   ContainerRuntime,
   ContainerSpec,
+  DiskLimitMode,
   ExecRequest,
   ExecResult,
   ObservedContainer,
@@ -32,7 +33,7 @@ import {
   USER_ID_LABEL,
 } from '../../domain/sandbox.js';
 import { loggedCall } from '../callLog.js';
-import { dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
+import { dockerMessage, dockerStatus, toServiceError, treatingAsDone } from './dockerErrors.js';
 import { Channels } from './channel/channels.js';
 import {
   CLAIM_SECRET_LABEL,
@@ -41,6 +42,7 @@ import {
   RECORD_PATH,
   verifiedIdentity,
 } from './claimRecord.js';
+import { probeDiskLimitMode } from './diskQuota.js';
 import { probeInContainer } from './execInContainer.js';
 import { DockerFiles } from './files/dockerFiles.js';
 import { delay, readyLineSeen, timedOut } from './readiness.js';
@@ -50,6 +52,9 @@ const READY_MARKER = '/tmp/.sandbox_ready';
 const MARKER_POLL_MS = 250;
 const PING_TIMEOUT_MS = 2000;
 const PIDS_LIMIT = 4096;
+/** How much longer than the engine's own 10 s a killed container is waited for, and how often. */
+const EXIT_WAIT_MS = 60_000;
+const EXIT_POLL_MS = 500;
 /**
  * What root in a sandbox may do: what package managers need, nothing more (no NET_RAW, MKNOD,
  * SYS_CHROOT, SETFCAP...). The container runs as root so that an exec as root has them; Docker
@@ -64,6 +69,12 @@ export interface DockerRuntimeOptions {
   firstCommandUser: string;
   /** Per stream and background process, the most output a sandbox keeps. */
   processOutputBytes: number;
+  /** The OCI runtime of every sandbox (MATRX_DOCKER_RUNTIME); none: the engine's default. */
+  ociRuntime?: string;
+  /** MATRX_CONTAINER_DISK_LIMIT: the size of each writable layer, where the engine can hold it. */
+  diskLimitBytes: number;
+  /** The image the engine's support for that size is tried with (the sandbox image). */
+  diskProbeImage: string;
 }
 
 export class DockerRuntime implements ContainerRuntime {
@@ -77,6 +88,7 @@ export class DockerRuntime implements ContainerRuntime {
   readonly #identities = new Map<string, Promise<SandboxIdentity | null>>();
   /** Pool containers' claim secrets, from their create or a listing: a claim needs no inspect. */
   readonly #secrets = new Map<string, string>();
+  #diskLimitMode: Promise<DiskLimitMode> | undefined;
 
   constructor(
     private readonly docker: Docker,
@@ -296,6 +308,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async #create(spec: ContainerSpec): Promise<string> {
     const secret = spec.labels[POOL_LABEL] === 'true' ? newClaimSecret() : undefined;
+    const sized = (await this.diskLimitMode()) === 'quota';
     try {
       const container = await this.docker.createContainer({
         name: spec.name,
@@ -313,6 +326,8 @@ export class DockerRuntime implements ContainerRuntime {
           SecurityOpt: ['no-new-privileges'],
           CapDrop: ['ALL'],
           CapAdd: ROOT_CAPABILITIES,
+          ...(this.options.ociRuntime && { Runtime: this.options.ociRuntime }),
+          ...(sized && { StorageOpt: { size: String(this.options.diskLimitBytes) } }),
         },
       });
       if (secret) this.#secrets.set(container.id, secret);
@@ -447,13 +462,45 @@ export class DockerRuntime implements ContainerRuntime {
     return this.#channels.stats();
   }
 
+  diskLimitMode(): Promise<DiskLimitMode> {
+    const { diskProbeImage, diskLimitBytes } = this.options;
+    this.#diskLimitMode ??= this.#call('disk_limit_probe', undefined, () =>
+      probeDiskLimitMode(this.docker, diskProbeImage, diskLimitBytes),
+    ).catch((error: unknown) => {
+      this.#diskLimitMode = undefined; // asked again next time
+      throw error;
+    });
+    return this.#diskLimitMode;
+  }
+
+  diskUsage(containerId: string): Promise<number | null> {
+    return this.#call(
+      'inspect_size',
+      containerId,
+      async () => {
+        try {
+          // The engine takes `size` (and answers SizeRw with it); the typings know neither.
+          const sized = { size: true } as Docker.ContainerInspectOptions;
+          const info = await this.docker.getContainer(containerId).inspect(sized);
+          return (info as { SizeRw?: number }).SizeRw ?? 0;
+        } catch (error) {
+          if (dockerStatus(error) === 404) return null;
+          throw toServiceError(error, `measure the disk of container ${containerId}`);
+        }
+      },
+      false,
+    );
+  }
+
   stop(containerId: string, timeoutSeconds: number): Promise<void> {
     this.#channels.discard(containerId);
     const container = this.docker.getContainer(containerId);
     if (timeoutSeconds <= 0) {
       // 409: not running, which is what a kill wants.
       return this.#call('kill', containerId, () =>
-        treatingAsDone([404, 409], `kill container ${containerId}`, () => container.kill()),
+        this.#untilExited(containerId, () =>
+          treatingAsDone([404, 409], `kill container ${containerId}`, () => container.kill()),
+        ),
       );
     }
     // A graceful stop takes as long as the sandbox needs, up to its timeout.
@@ -461,11 +508,40 @@ export class DockerRuntime implements ContainerRuntime {
       'stop',
       containerId,
       () =>
-        treatingAsDone([304, 404], `stop container ${containerId}`, () =>
-          container.stop({ t: timeoutSeconds }),
+        this.#untilExited(containerId, () =>
+          treatingAsDone([304, 404], `stop container ${containerId}`, () =>
+            container.stop({ t: timeoutSeconds }),
+          ),
         ),
       false,
     );
+  }
+
+  /**
+   * Runs a stop or kill. The engine gives up on a SIGKILLed container that has not exited within
+   * 10 s ("did not receive an exit event"), which happens when thousands of processes must die (a
+   * fork bomb at its pids limit): the kill was sent, so the container is waited for, a while longer.
+   */
+  async #untilExited(containerId: string, stop: () => Promise<void>): Promise<void> {
+    try {
+      return await stop();
+    } catch (error) {
+      if (!/did not receive an exit event/i.test(dockerMessage((error as Error).cause)))
+        throw error;
+      const deadline = Date.now() + EXIT_WAIT_MS;
+      while (Date.now() < deadline) {
+        const running = await this.docker
+          .getContainer(containerId)
+          .inspect()
+          .then(
+            (info) => info.State.Running,
+            (inspectError: unknown) => dockerStatus(inspectError) !== 404,
+          );
+        if (!running) return;
+        await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
+      }
+      throw error;
+    }
   }
 
   readArchive(containerId: string, path: string): Promise<Readable> {
