@@ -1,4 +1,5 @@
 import { configureServerPayloads } from './http/serverPayloads.js';
+import { keepHttpLayerInContract } from './http/httpLayer.js';
 import { keepPortOnLoopback } from './loopbackListen.js';
 import { processApp } from './processApp.js';
 
@@ -7,7 +8,8 @@ import { processApp } from './processApp.js';
  * App is built and started with the process: its registry made ready (the memory registry adopts
  * this host's live sandboxes) and, with the memory registry, its reconcile passes running, before
  * and whether or not a request comes. It also keeps the framework's Lambda invoke port, which
- * asks no API key, on 127.0.0.1 (lib/loopbackListen.ts).
+ * asks no API key, on 127.0.0.1 (lib/loopbackListen.ts), and what the framework's HTTP server answers
+ * before a handler runs in the error contract (lib/http/httpLayer.ts).
  *
  * The framework ends its process within 5 s of a SIGTERM, whatever is in flight, so the launcher
  * asks first, over IPC: this stops taking requests, waits for those in flight (up to the bound it
@@ -28,6 +30,7 @@ process.env.NODE_OPTIONS = (process.env.NODE_OPTIONS ?? '')
 const app = processApp();
 configureServerPayloads(app.settings.MAX_FILE_BYTES);
 keepPortOnLoopback(app.settings.LAMBDA_PORT);
+keepHttpLayerInContract(app.settings.PORT, app.logger);
 app.start();
 
 process.on('message', (message: DrainRequest) => {

@@ -53,14 +53,19 @@ export function served(deps: StackDependencies, handler: Handler): Handler {
   return withRequestContext(handler, deps.requests);
 }
 
-/** Parses a JSON body when there is one; an empty body is left for validation to judge. */
-function jsonBodyWhenPresent(): Middleware {
+/**
+ * Parses a JSON body when there is one; an empty body is left for validation to judge. The
+ * framework hands over a body it took for JSON and found falsy (`false`, `0`) already parsed:
+ * that value is the body.
+ */
+export function jsonBodyWhenPresent(): Middleware {
   // The option exists at runtime (6.4) but not in the typings; callers often omit content-type.
   const parser = httpJsonBodyParser({ disableContentTypeCheck: true } as never);
   return {
     before: async (request) => {
-      const { body } = request.event;
-      if (body === null || body === undefined || body.trim() === '') {
+      const body: unknown = request.event.body;
+      if (typeof body !== 'string' && body !== null && body !== undefined) return;
+      if (typeof body !== 'string' || body.trim() === '') {
         (request.event as { body: unknown }).body = undefined;
         return;
       }

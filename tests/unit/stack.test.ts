@@ -3,7 +3,12 @@ import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { NotFoundError } from '../../lib/errors.js';
 import { RequestTracker } from '../../lib/http/draining.js';
 import { json } from '../../lib/http/responses.js';
-import { baseStack, served, type StackDependencies } from '../../lib/http/stack.js';
+import {
+  baseStack,
+  jsonBodyWhenPresent,
+  served,
+  type StackDependencies,
+} from '../../lib/http/stack.js';
 import type { Logger } from '../../lib/logger.js';
 
 /** The shared middleware in a real middy() stack, with their dependencies passed in. */
@@ -116,5 +121,24 @@ describe('the shared middleware stack', () => {
     finish();
     expect((await inFlight).statusCode).toBe(200);
     expect(await drained).toEqual({ unfinished: 0 });
+  });
+});
+
+describe('the JSON body', () => {
+  const parse = async (body: unknown) => {
+    const request = { event: { body, headers: {} } };
+    await jsonBodyWhenPresent().before?.(request as never);
+    return request.event.body;
+  };
+
+  it.each([
+    ['a JSON object', '{"a":1}', { a: 1 }],
+    ['none', null, undefined],
+    ['a blank one', ' \n', undefined],
+    // serverless-offline parses a body it takes for JSON, and passes a falsy result on as it is.
+    ['false, parsed by the framework', false, false],
+    ['0, parsed by the framework', 0, 0],
+  ])('%s', async (_name, body, expected) => {
+    expect(await parse(body)).toEqual(expected);
   });
 });
