@@ -39,12 +39,33 @@ function notFound(res: Response) {
   res.status(404).json({ detail: 'Not Found' });
 }
 
+/**
+ * What lambda-api is given of a request: none of these routes reads cookies or a query, and
+ * lambda-api decodes both as it starts (a malformed `%` in a cookie was a 500).
+ */
+function withoutCookiesOrQuery(event: APIGatewayProxyEvent): APIGatewayProxyEvent {
+  const unread = (name: string) => name.toLowerCase() !== 'cookie';
+  const headers = Object.fromEntries(
+    Object.entries(event.headers ?? {}).filter(([name]) => unread(name)),
+  );
+  const multiValueHeaders = Object.fromEntries(
+    Object.entries(event.multiValueHeaders ?? {}).filter(([name]) => unread(name)),
+  );
+  return {
+    ...event,
+    headers,
+    multiValueHeaders,
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+  };
+}
+
 /** Serves `/`, `/docs`, `/openapi.json`, and the JSON 404 for every route nothing else serves. */
 const deps = stackDependencies(app);
 export const handler = served(
   deps,
   baseStack(deps).handler(
     (event: APIGatewayProxyEvent, context: Context) =>
-      api.run(event, context) as Promise<HttpResponse>,
+      api.run(withoutCookiesOrQuery(event), context) as Promise<HttpResponse>,
   ),
 );

@@ -148,6 +148,14 @@ describe('request validation on the real server', () => {
       expect(response.body).toEqual({ detail: expect.any(String) });
     }
   });
+
+  it('a cookie or a query that cannot be decoded changes nothing where no route reads them', async () => {
+    const headers = { 'x-api-key': apiKey(), cookie: '=l8Iv(%R; a=%E0%A4%A' };
+    const missing = await api('POST', '/sandboxes/x/extend%00?q=%E0%A4%A', { headers });
+    expect(missing).toMatchObject({ status: 404, body: { detail: 'Not Found' } });
+    const root = await api('GET', '/?q=%E0%A4%A', { headers });
+    expect(root.status).toBe(200);
+  });
 });
 
 describe('service routes', () => {

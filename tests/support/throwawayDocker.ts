@@ -15,6 +15,7 @@ export interface ThrowawayDocker {
 }
 
 const DOCKERD = ['/usr/bin/dockerd', '/usr/sbin/dockerd'].find((path) => existsSync(path));
+const UNSHARE = ['/usr/bin/unshare', '/bin/unshare'].find((path) => existsSync(path));
 
 /** Why a throwaway engine cannot run here, or null when it can. */
 export function throwawayDockerUnavailable(): string | null {
@@ -25,7 +26,9 @@ export function throwawayDockerUnavailable(): string | null {
 
 /**
  * A Docker engine of a test's own, beside the shared one: its own socket, data, state and pid
- * file under `dir`, no bridge and no iptables (as CI runs the shared one), no daemon.json.
+ * file under `dir`, no bridge and no iptables (as CI runs the shared one), no daemon.json. In a
+ * mount namespace of its own: a container the shared engine starts meanwhile copies the host's
+ * mounts, and would pin this engine's container layers (its restart then cannot remove them).
  */
 export async function startThrowawayDocker(dir: string): Promise<ThrowawayDocker> {
   mkdirSync(dir, { recursive: true });
@@ -36,21 +39,22 @@ export async function startThrowawayDocker(dir: string): Promise<ThrowawayDocker
   let daemon: ChildProcess | undefined;
   const start = async () => {
     const log = openSync(join(dir, 'dockerd.log'), 'a');
-    daemon = spawn(
+    const dockerd = [
       DOCKERD ?? 'dockerd',
-      [
-        `--host=unix://${socket}`,
-        `--config-file=${config}`,
-        `--data-root=${join(dir, 'data')}`,
-        `--exec-root=${join(dir, 'exec')}`,
-        `--pidfile=${join(dir, 'docker.pid')}`,
-        '--bridge=none',
-        '--iptables=false',
-        '--ip-masq=false',
-        '--ip-forward=false',
-      ],
-      { stdio: ['ignore', log, log] },
-    );
+      `--host=unix://${socket}`,
+      `--config-file=${config}`,
+      `--data-root=${join(dir, 'data')}`,
+      `--exec-root=${join(dir, 'exec')}`,
+      `--pidfile=${join(dir, 'docker.pid')}`,
+      '--bridge=none',
+      '--iptables=false',
+      '--ip-masq=false',
+      '--ip-forward=false',
+    ];
+    const [command = 'dockerd', ...args] = UNSHARE
+      ? [UNSHARE, '--mount', '--propagation', 'private', ...dockerd]
+      : dockerd;
+    daemon = spawn(command, args, { stdio: ['ignore', log, log] });
     closeSync(log);
     await until(
       'the throwaway dockerd answers',
