@@ -35,11 +35,12 @@ describe('a hapi server kept in the error contract', () => {
       method: '*',
       path: '/{any*}',
       options: { payload: { maxBytes: 10, parse: false } },
-      handler: (request) => {
+      handler: (request, h) => {
         if (request.path === '/crash') throw new Error('internal detail');
         if (request.path === '/framework-error') {
           return { statusCode: 502, errorMessage: 'x', stackTrace: ['at y'] };
         }
+        if (request.path === '/health') return h.response({ status: 'degraded' }).code(503);
         return { fine: true };
       },
     });
@@ -113,6 +114,17 @@ describe('a hapi server kept in the error contract', () => {
     ]);
     const head = statusAndBody(await raw(port, `HEAD /${long} HTTP/1.1\r\nHost: x\r\n\r\n`));
     expect(head[2]).toBe('');
+  });
+
+  it('a strict /health keeps its own body at 503', async () => {
+    const [line, isJson, answer] = statusAndBody(
+      await raw(port, 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+    );
+    expect([line, isJson, JSON.parse(String(answer))]).toEqual([
+      'HTTP/1.1 503 Service Unavailable',
+      true,
+      { status: 'degraded' },
+    ]);
   });
 
   it('a path starting with // reaches the handler', async () => {
