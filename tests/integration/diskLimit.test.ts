@@ -1,11 +1,14 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startServer, type RunningServer } from '../../scripts/serverProcess.js';
+import type { RunningServer } from '../../scripts/serverProcess.js';
 import { testUser } from '../support/api.js';
-import { docker, sandboxContainers } from '../support/docker.js';
-import { ownServer, type ExecReply, type WireSandbox } from '../support/sandboxes.js';
+import { sandboxContainers } from '../support/docker.js';
+import {
+  ownServer,
+  startOwnServer,
+  stopOwnServer,
+  type ExecReply,
+  type WireSandbox,
+} from '../support/sandboxes.js';
 import { until } from '../support/until.js';
 
 const user = testUser('disk');
@@ -14,25 +17,15 @@ let server: RunningServer | undefined;
 const { call, create } = ownServer(() => server?.baseUrl);
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'matrx-disk-'));
-  server = await startServer({
-    logFile: join(dir, 'server.log'),
-    env: {
-      MATRX_CONTAINER_DISK_LIMIT: '64m',
-      // The disk check's interval: a second, so the test waits little.
-      MATRX_HEALTHCHECK_INTERVAL_SECONDS: '1',
-      MATRX_DOCKER_NETWORK: 'none',
-      MATRX_SHUTDOWN_TIMEOUT_SECONDS: '2',
-      MATRX_EMBEDDED_S3_DIR: join(dir, 's3'),
-    },
+  server = await startOwnServer('disk', {
+    MATRX_CONTAINER_DISK_LIMIT: '64m',
+    // The disk check's interval: a second, so the test waits little.
+    MATRX_HEALTHCHECK_INTERVAL_SECONDS: '1',
+    MATRX_DOCKER_NETWORK: 'none',
+    MATRX_SHUTDOWN_TIMEOUT_SECONDS: '2',
   });
 });
-afterAll(async () => {
-  await server?.stop();
-  for (const container of await sandboxContainers(user)) {
-    await docker.getContainer(container.Id).remove({ force: true });
-  }
-});
+afterAll(() => stopOwnServer(server, user));
 
 const run = (sandbox: WireSandbox, command: string) =>
   call<ExecReply>('POST', `/sandboxes/${sandbox.sandbox_id}/exec`, { command, timeout: 60 });

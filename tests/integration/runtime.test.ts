@@ -6,7 +6,7 @@ import { startServer, type RunningServer } from '../../scripts/serverProcess.js'
 import { testUser } from '../support/api.js';
 import { docker, sandboxContainers } from '../support/docker.js';
 import { runtimeRegistered } from '../support/runtimes.js';
-import { ownServer, type ExecReply } from '../support/sandboxes.js';
+import { ownServer, startOwnServer, stopOwnServer, type ExecReply } from '../support/sandboxes.js';
 import { until } from '../support/until.js';
 
 const onCrun = await runtimeRegistered('crun');
@@ -33,24 +33,14 @@ describe('an OCI runtime the engine does not have', () => {
   const { call, create } = ownServer(() => server?.baseUrl);
 
   beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'matrx-crun-'));
-    server = await startServer({
-      logFile: join(dir, 'server.log'),
-      env: {
-        MATRX_DOCKER_RUNTIME: 'crun',
-        MATRX_DOCKER_NETWORK: 'none',
-        MATRX_CONTAINER_MEMORY_LIMIT: '512m',
-        MATRX_SHUTDOWN_TIMEOUT_SECONDS: '2',
-        MATRX_EMBEDDED_S3_DIR: join(dir, 's3'),
-      },
+    server = await startOwnServer('crun', {
+      MATRX_DOCKER_RUNTIME: 'crun',
+      MATRX_DOCKER_NETWORK: 'none',
+      MATRX_CONTAINER_MEMORY_LIMIT: '512m',
+      MATRX_SHUTDOWN_TIMEOUT_SECONDS: '2',
     });
   });
-  afterAll(async () => {
-    await server?.stop();
-    for (const container of await sandboxContainers(user)) {
-      await docker.getContainer(container.Id).remove({ force: true });
-    }
-  });
+  afterAll(() => stopOwnServer(server, user));
 
   it('runs on crun, and commands, timeouts and processes work through its channel', async () => {
     const sandbox = await create(user);

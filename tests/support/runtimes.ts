@@ -1,5 +1,14 @@
 import { docker } from './docker.js';
 
+/** Says loudly that a test file lacks what it needs: under CI=true it is a failure, else a skip. */
+export function dependencyMissing(lines: string[], skipped: string): void {
+  if (process.env.CI === 'true') {
+    shout([...lines, 'CI=true: this is a failure.']);
+    throw new Error(lines.join(' '));
+  }
+  shout([...lines, `${skipped} SKIPPED.`]);
+}
+
 function shout(lines: string[]): void {
   process.stderr.write(
     ['', '!'.repeat(88), ...lines.map((line) => `!! ${line}`), '!'.repeat(88), ''].join('\n'),
@@ -18,10 +27,6 @@ export async function runtimeRegistered(name: string): Promise<boolean> {
     `The Docker engine has no OCI runtime ${name} (it has ${names.join(', ') || 'none listed'}).`,
     `Install and register it (.ci/register-crun does it for crun on Debian, as root).`,
   ];
-  if (process.env.CI === 'true') {
-    shout([...lines, 'CI=true: this is a failure.']);
-    throw new Error(lines.join(' '));
-  }
-  shout([...lines, `The tests that need ${name} are SKIPPED.`]);
+  dependencyMissing(lines, `The tests that need ${name} are`);
   return false;
 }

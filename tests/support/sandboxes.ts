@@ -1,6 +1,10 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from '@jest/globals';
+import { startServer, type RunningServer } from '../../scripts/serverProcess.js';
 import { api, type ApiResponse } from './api.js';
-import { sandboxContainers } from './docker.js';
+import { docker, sandboxContainers } from './docker.js';
 import { until } from './until.js';
 
 export interface WireSandbox {
@@ -32,6 +36,26 @@ export type Call = <T = Record<string, unknown>>(
 const suiteServer: Call = (method, path, json) => api(method, path, { json });
 
 /** Calls to a server a test started itself, with no API key; `base` is read at each call. */
+/** A server of a test file's own, `env` over the defaults, its log and S3 in a fresh directory. */
+export async function startOwnServer(
+  name: string,
+  env: Record<string, string>,
+): Promise<RunningServer> {
+  const dir = mkdtempSync(join(tmpdir(), `matrx-${name}-`));
+  return startServer({
+    logFile: join(dir, 'server.log'),
+    env: { MATRX_EMBEDDED_S3_DIR: join(dir, 's3'), ...env },
+  });
+}
+
+/** Stops a server of a test file's own, then removes what containers of `userId` it left. */
+export async function stopOwnServer(server: RunningServer | undefined, userId: string) {
+  await server?.stop();
+  for (const container of await sandboxContainers(userId)) {
+    await docker.getContainer(container.Id).remove({ force: true });
+  }
+}
+
 export function ownServer(base: () => string | undefined) {
   const call: Call = (method, path, json) => api(method, path, { base: base(), json, headers: {} });
   return { call, create: (userId: string) => createReady(userId, call) };
