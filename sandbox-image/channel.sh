@@ -609,11 +609,23 @@ emit_stream() {
     return
   fi
   # Opened first: a segment removed meanwhile stays readable, so the length said is the length sent.
+  # The writer removes the oldest ones, so one gone before it was opened moves the first on.
   local -a fds=()
   local fd
   for ((n = first; n <= last; n++)); do
-    if [[ -r $file.$n ]] && exec {fd}<"$file.$n"; then fds+=("$fd"); else fds+=(-1); fi
-  done
+    if exec {fd}<"$file.$n"; then
+      fds+=("$fd")
+    elif ((${#fds[@]} == 0)); then
+      first=$((n + 1))
+    else
+      last=$((n - 1))
+      break
+    fi
+  done 2>/dev/null
+  if ((${#fds[@]} == 0)); then
+    printf '%s\0%s\0' "$offset" 0
+    return
+  fi
   local size
   size=$(stat -L -c %s "/proc/self/fd/${fds[-1]}" 2>/dev/null || echo 0)
   local total=$((last * segment + size))
@@ -757,6 +769,7 @@ while IFS= read -r -d '' op; do
     O) on_output ;;
     I) on_stdin ;;
     T) on_terminate ;;
+    N) printf 'ok\0' ;;
     *) fail "unknown request $op" ;;
   esac
   quiet=0

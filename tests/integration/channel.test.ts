@@ -273,6 +273,28 @@ describe('the command channel', () => {
     );
   });
 
+  it('is replaced when it stops answering (stopped from inside the sandbox)', async () => {
+    const stopped = await runtime.exec(
+      containerId,
+      request('kill -STOP $PPID', { timeoutSeconds: 1 }),
+    );
+    expect(stopped).toMatchObject({ exitCode: 124, timedOut: true });
+    // The answer's timeout (20 s) ends the stopped channel; the next command opens a new one.
+    await until(
+      'a new channel answers',
+      async () => {
+        const ran = await runtime
+          .exec(containerId, request('echo back', { timeoutSeconds: 1 }))
+          .catch(() => undefined); // the stopped channel's end fails what it held
+        return ran?.stdout === 'back\n';
+      },
+      { timeoutMs: 40_000 },
+    );
+    await inspect(
+      "ps -eo pid=,stat=,args= | awk '$2 ~ /^T/ && /matrx-channel/ {print $1}' | xargs -r kill -9",
+    );
+  }, 60_000);
+
   it('falls back to a plain engine exec when the channel cannot start, and counts it', async () => {
     await inspect('chmod 0 /run/matrx/u; pkill -9 -f matrx-channel; rm -rf /run/matrx/u/1000');
     await until('the channels are gone', async () => (await channels()).length === 0, {

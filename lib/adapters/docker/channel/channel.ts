@@ -18,6 +18,12 @@ const TIMEOUT_EXIT_CODE = 124;
 /** How long a killed command may take to report its end before the call answers anyway. */
 const DRAIN_AFTER_KILL_MS = 2000;
 const HELLO_TIMEOUT_MS = 10_000;
+/**
+ * Every answer is written at once (long waits happen on this side), so one that has not come in
+ * this long means the stream lost its place: the channel is ended, and the next call starts a new
+ * one, rather than every later request waiting behind it. Under the HTTP timeout (30 s).
+ */
+const ANSWER_TIMEOUT_MS = 20_000;
 const PROTOCOL = '1';
 
 /** Where a command starts: the directory, and whether the caller chose it. */
@@ -70,6 +76,7 @@ export class Channel {
   readonly #busySlots = new Map<number, string>();
   #endReason: string | undefined;
   #lastComplaint = '';
+  #stalled = false;
   readonly ended: Promise<string>;
 
   private constructor(
@@ -150,6 +157,11 @@ export class Channel {
     }
   }
 
+  /** It was ended for an answer that never came (a fault of the channel's, worth a warning). */
+  get stalled(): boolean {
+    return this.#stalled;
+  }
+
   get alive(): boolean {
     return this.#endReason === undefined;
   }
@@ -196,9 +208,12 @@ export class Channel {
     if (result === 'late') {
       this.kill(tag);
       result = await within(finished, DRAIN_AFTER_KILL_MS);
-      // Still running: its slot stays taken until it ends, its output unread.
-      if (result === 'late')
+      // Still running: its slot stays taken until it ends, its output unread. A channel that
+      // cannot answer either (stopped from inside) is ended by the answer's timeout.
+      if (result === 'late') {
+        this.ping().catch(() => undefined);
         return { ...emptyResult(), exitCode: TIMEOUT_EXIT_CODE, timedOut: true };
+      }
       if (result) return { ...result, exitCode: TIMEOUT_EXIT_CODE, timedOut: true };
     }
     if (!result) {
@@ -277,6 +292,11 @@ export class Channel {
     );
   }
 
+  /** Answers once the channel reads requests. */
+  async ping(): Promise<void> {
+    await this.#request(['N'], expectOk);
+  }
+
   #takeSlot(tag: string): number {
     let slot = 0;
     while (this.#busySlots.has(slot)) slot += 1;
@@ -308,12 +328,21 @@ export class Channel {
   }
 
   #answer<T>(read: (reader: ByteReader) => Promise<T>): Promise<T> {
-    const answer = this.#answers.then(() => read(this.#reader));
+    const answer = this.#answers.then(() => this.#readInTime(read));
     this.#answers = answer.catch((error: unknown) => {
       // An answer that could not be read leaves the stream at an unknown place: end it.
       if (!(error instanceof ChannelEndedError)) this.close();
     });
     return answer;
+  }
+
+  async #readInTime<T>(read: (reader: ByteReader) => Promise<T>): Promise<T> {
+    const result = await within(read(this.#reader), ANSWER_TIMEOUT_MS);
+    if (result !== 'late') return result;
+    this.#stalled = true;
+    this.#lastComplaint ||= `it gave no answer within ${ANSWER_TIMEOUT_MS / 1000} s`;
+    this.close();
+    throw new ChannelEndedError(this.#lastComplaint);
   }
 
   /** Stderr carries events: a command's end with its result, or why the channel stops. */

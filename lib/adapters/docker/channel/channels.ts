@@ -320,7 +320,8 @@ export class Channels {
         (open) =>
           open.ended.then((reason) => {
             forget();
-            this.options.logger.debug('command channel ended', {
+            const level = open.stalled ? 'warn' : 'debug';
+            this.options.logger[level]('command channel ended', {
               container_id: containerId,
               user,
               reason,
