@@ -1,11 +1,12 @@
 import Docker from 'dockerode';
 import { DockerRuntime } from './adapters/docker/dockerRuntime.js';
+import { RcloneColdMounts } from './adapters/fuse/rcloneColdMounts.js';
 import { MemorySandboxStore } from './adapters/memory/memorySandboxStore.js';
 import { assertSchemaCurrent } from './adapters/postgres/migrations.js';
 import { createPool, PostgresSandboxStore } from './adapters/postgres/postgresSandboxStore.js';
 import { createS3Client, S3ObjectStorage } from './adapters/s3/s3ObjectStorage.js';
 import { loadConfig, type Settings } from './config.js';
-import { DEFAULT_EXEC_USER } from './domain/sandbox.js';
+import { AGENT_GID, AGENT_UID, DEFAULT_EXEC_USER } from './domain/sandbox.js';
 import { RequestTracker } from './http/draining.js';
 import { buildRoutes, routeLimits, type Routes } from './http/routes.js';
 import { createLogger, type Logger } from './logger.js';
@@ -68,8 +69,9 @@ export function buildApp(settings: Settings = loadConfig()): App {
       });
   const runtime = dockerRuntime(settings, logger);
   const s3 = settings.S3_BUCKET ? createS3(settings, logger) : undefined;
+  const cold = s3 && settings.COLD_TIER === 'auto' ? coldMounts(settings, logger) : null;
   const services = composeServices(
-    { store, runtime, files: runtime.files, objects: s3?.storage ?? null },
+    { store, runtime, files: runtime.files, objects: s3?.storage ?? null, cold },
     settings,
     logger,
   );
@@ -109,6 +111,13 @@ export function buildApp(settings: Settings = loadConfig()): App {
         (mode) => logger.info('disk limit', { mode, limit_bytes: settings.CONTAINER_DISK_LIMIT }),
         (error: unknown) => logger.warn('disk limit mode not known yet', { error }),
       );
+      services.coldTier.unavailableReason().then(
+        (reason) => {
+          if (reason) logger.warn('cold tier unavailable: /data/cold is not kept', { reason });
+          else logger.info('cold tier available', { root: settings.COLD_ROOT });
+        },
+        (error: unknown) => logger.error('cold tier check failed', { error }),
+      );
       // Passes adopt too, so the loop starts even if this first adoption failed (Docker down).
       ready()
         .catch((error: unknown) => logger.error('the registry is not ready', { error }))
@@ -122,6 +131,7 @@ export function buildApp(settings: Settings = loadConfig()): App {
       await Promise.all(loops.map((loop) => loop.stop()));
       reconciler.stop();
       await inFlight.drain();
+      await services.coldTier.close();
       await store.close();
       runtime.close();
       s3?.client.destroy();
@@ -167,6 +177,22 @@ export function backgroundLoops(
       keepsProcessAlive,
     ),
   ];
+}
+
+/** The cold tier's mounts of this host, over the configured bucket. */
+function coldMounts(settings: Settings, logger: Logger): RcloneColdMounts {
+  return new RcloneColdMounts(
+    {
+      root: settings.COLD_ROOT,
+      bucket: settings.S3_BUCKET ?? '',
+      region: settings.S3_REGION,
+      endpoint: settings.S3_ENDPOINT,
+      dirCacheSeconds: settings.COLD_DIR_CACHE_SECONDS,
+      uid: AGENT_UID,
+      gid: AGENT_GID,
+    },
+    logger,
+  );
 }
 
 /** The S3 client and storage of the configured bucket. */

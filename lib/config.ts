@@ -304,6 +304,24 @@ export const SETTINGS = {
     meaning:
       'Started, ready containers of the default template waiting for a create; 0: none, every create starts its own.',
   }),
+  COLD_TIER: setting({
+    schema: z.enum(['auto', 'off'], { message: 'must be auto or off' }),
+    default: 'auto',
+    meaning:
+      "/data/cold as the user's `users/<id>/cold/` prefix, mounted on the host with rclone (root, FUSE): `auto` where the host can (else reported unavailable), `off` never.",
+  }),
+  COLD_ROOT: setting({
+    schema: z.string().regex(/^\/[^\0]*[^/\0]$/, 'must be an absolute path'),
+    default: '/var/lib/matrx/cold',
+    meaning:
+      "Host directory of the cold tier's mounts (the bucket's, one per user, one per sandbox).",
+  }),
+  COLD_DIR_CACHE_SECONDS: setting({
+    schema: int(1, 3600),
+    default: '5',
+    meaning:
+      "How long a cold-tier listing is trusted before S3 is asked again: how soon another host's writes show.",
+  }),
   TEST_CLAIM_PAUSE_MS: setting({
     schema: int(0, 600_000),
     default: '0',

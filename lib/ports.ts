@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
 import type { ClaimLimits, SandboxIdentity } from './domain/pool.js';
-import type { Sandbox, SandboxStatus } from './domain/sandbox.js';
+import type { ColdTierState, Sandbox, SandboxStatus } from './domain/sandbox.js';
 
 export interface StatusChange {
   status: SandboxStatus;
   containerId?: string | null;
   lastError?: string | null;
+  coldTier?: ColdTierState;
 }
 
 export interface SandboxFilter {
@@ -65,6 +66,8 @@ export interface ContainerSpec {
   cpuLimit: number;
   memoryLimitBytes: number;
   network: string;
+  /** A host directory bound at /data/cold (rslave), where the user's cold tier is put later. */
+  coldSlot?: string;
 }
 
 export type ReadyOutcome = { ready: true } | { ready: false; reason: string };
@@ -232,6 +235,10 @@ export interface ContainerRuntime {
     /** Null: the limits it was made with stay. */
     limits: ClaimLimits | null,
   ): Promise<void>;
+  /** The host directory bound at /data/cold of a container; null when it has none. */
+  coldSlotOf(containerId: string): Promise<string | null>;
+  /** The host directories bound at /data/cold of every container of ours, in any state. */
+  coldSlotsInUse(): Promise<Set<string>>;
   exec(containerId: string, request: ExecRequest): Promise<ExecResult>;
   /** Starts a background process; a ConflictError when the id is taken. */
   startProcess(containerId: string, start: ProcessStart): Promise<ProcessInfo>;
@@ -382,4 +389,33 @@ export interface ObjectStorage {
   ): Promise<void>;
   /** Deletes the keys (any number), returns how many it deleted. */
   deleteMany(keys: readonly string[]): Promise<number>;
+}
+
+export interface ColdSweep {
+  /** Slots of containers that are gone, unmounted. */
+  slots: number;
+  /** Users' binds with no slot left, unmounted. */
+  users: number;
+  /** Slots of running containers bound again after the bucket's mount died. */
+  repaired: number;
+}
+
+/**
+ * The cold tier's mounts on this host: each user's `users/<id>/cold/` prefix, put into a
+ * container's slot (a host directory it binds at /data/cold) while it runs.
+ */
+export interface ColdMounts {
+  /** Null when this host can mount; otherwise why it cannot (asked once, then remembered). */
+  unavailableReason(): Promise<string | null>;
+  /** The host directory of a slot, empty until `attach` puts a user's prefix there. */
+  slotPath(slot: string): string;
+  attach(userId: string, slot: string): Promise<void>;
+  /** Empties the slot; the user's bind goes with their last slot on this host. */
+  detach(slot: string): Promise<void>;
+  /** Listings are read from S3 afresh (after a delete that did not go through a mount). */
+  refresh(): Promise<void>;
+  /** Cleans what no container uses (`slotsInUse`: host paths of slots) and repairs the rest. */
+  sweep(slotsInUse: ReadonlySet<string>): Promise<ColdSweep>;
+  mountedUsers(): Promise<number>;
+  close(): Promise<void>;
 }

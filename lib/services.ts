@@ -1,7 +1,14 @@
 import type { Settings } from './config.js';
 import { DEFAULT_TEMPLATE } from './domain/sandboxConfig.js';
 import type { Logger } from './logger.js';
-import type { ContainerRuntime, ObjectStorage, SandboxFiles, SandboxStore } from './ports.js';
+import type {
+  ColdMounts,
+  ContainerRuntime,
+  ObjectStorage,
+  SandboxFiles,
+  SandboxStore,
+} from './ports.js';
+import { ColdTier } from './service/coldTier.js';
 import { Adoption } from './service/adoption.js';
 import { DiskWatch } from './service/diskWatch.js';
 import { SandboxEnding } from './service/ending.js';
@@ -23,15 +30,18 @@ export interface Ports {
   files: SandboxFiles;
   /** Null when no bucket is configured: homes are not kept. */
   objects: ObjectStorage | null;
+  /** The cold tier's mounts; null when it is off or there is no bucket. */
+  cold?: ColdMounts | null;
 }
 
 /** The services over the ports, wired as every process (and the unit tests) use them. */
 export function composeServices(
-  { store, runtime, files, objects }: Ports,
+  { store, runtime, files, objects, cold = null }: Ports,
   settings: Settings,
   logger: Logger,
 ) {
   const homes = objects ? new HomeSync(objects, runtime, logger) : null;
+  const coldTier = new ColdTier(cold, coldOffReason(settings, objects), runtime, logger);
   const inFlight = new InFlight();
   const ending = new SandboxEnding(
     store,
@@ -40,6 +50,7 @@ export function composeServices(
     inFlight,
     { shutdownTimeoutSeconds: settings.SHUTDOWN_TIMEOUT_SECONDS },
     logger,
+    coldTier,
   );
   const adoption = new Adoption(
     store,
@@ -72,6 +83,7 @@ export function composeServices(
       readyTimeoutSeconds: settings.READY_TIMEOUT_SECONDS,
     },
     logger,
+    coldTier,
   );
   const sandboxes = new SandboxService(
     store,
@@ -99,6 +111,7 @@ export function composeServices(
     },
     logger,
     pool,
+    coldTier,
   );
   const processes = new ProcessService(
     access,
@@ -119,6 +132,7 @@ export function composeServices(
       concurrency: settings.RECONCILE_CONCURRENCY,
     },
     logger,
+    coldTier,
   );
   const diskWatch = new DiskWatch(
     store,
@@ -137,13 +151,21 @@ export function composeServices(
     reconciler,
     pool,
     diskWatch,
-    health: new HealthCheck(store, runtime, objects, pool, {
+    coldTier,
+    health: new HealthCheck(store, runtime, objects, pool, coldTier, {
       hostId: settings.HOST_ID,
       storeKind: settings.SANDBOX_STORE,
       diskLimitBytes: settings.CONTAINER_DISK_LIMIT,
     }),
-    storage: new UserStorage(objects, logger),
+    storage: new UserStorage(objects, coldTier, logger),
   };
 }
 
 export type Services = ReturnType<typeof composeServices>;
+
+/** Why there are no cold-tier mounts to use, when there are none. */
+function coldOffReason(settings: Settings, objects: ObjectStorage | null): string {
+  if (settings.COLD_TIER === 'off') return 'turned off (MATRX_COLD_TIER=off)';
+  if (!objects) return 'no S3 bucket is configured (MATRX_S3_BUCKET)';
+  return 'no mounts were given to this process';
+}

@@ -30,6 +30,7 @@ export function sandboxWire(sandbox: Sandbox) {
     expires_at: sandbox.expiresAt.toISOString(),
     idle_timeout_seconds: sandbox.idleTimeoutSeconds,
     last_activity_at: sandbox.lastActivityAt.toISOString(),
+    cold_tier: sandbox.coldTier,
   };
 }
 
@@ -113,6 +114,11 @@ export function healthWire(health: Health) {
     channels: { open: health.channels.open, fallback: health.channels.fallback },
     pool: { target: health.pool.target, ready: health.pool.ready },
     disk: { mode: health.disk.mode, limit_bytes: health.disk.limitBytes },
+    cold: {
+      available: health.cold.available,
+      ...(health.cold.reason !== undefined && { reason: health.cold.reason }),
+      mounted_users: health.cold.mountedUsers,
+    },
   };
 }
 

@@ -47,6 +47,9 @@ export const HOT_PATH = '/home/agent';
 /** Who runs a command when the caller names no one: the sandbox image's own user. */
 export const DEFAULT_EXEC_USER = 'agent';
 export const COLD_PATH = '/data/cold';
+/** The image's `agent` (the contract's uid 1000): owner of what the sandbox sees in COLD_PATH. */
+export const AGENT_UID = 1000;
+export const AGENT_GID = 1000;
 
 /** The labels every sandbox container carries, by which the reconciler finds them. */
 export const SANDBOX_ID_LABEL = 'matrx.sandbox_id';
@@ -65,6 +68,12 @@ export const USER_ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,254}$/;
 export function newSandboxId(): string {
   return `sbx-${randomBytes(6).toString('hex')}`;
 }
+
+/**
+ * Whether /data/cold shows the user's `users/<id>/cold/` prefix (`mounted`), or is a directory of
+ * the container whose files end with it (`unavailable`: the host cannot mount, see /health).
+ */
+export type ColdTierState = 'mounted' | 'unavailable';
 
 export interface Sandbox {
   sandboxId: string;
@@ -93,6 +102,8 @@ export interface Sandbox {
    * A heartbeat counts too (`lastHeartbeatAt`).
    */
   lastActivityAt: Date;
+  /** Null until its container is set up (and for sandboxes of releases before the cold tier). */
+  coldTier: ColdTierState | null;
 }
 
 /** How long a sandbox lives when nothing says otherwise: MATRX_MAX_SESSION_DURATION_SECONDS's default. */
@@ -139,6 +150,7 @@ export function newSandbox(
     expiresAt: expiryOf(now, lifetime.ttlSeconds),
     idleTimeoutSeconds: lifetime.idleTimeoutSeconds ?? 0,
     lastActivityAt: now,
+    coldTier: null,
   };
   return sandbox;
 }

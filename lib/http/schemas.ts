@@ -179,6 +179,10 @@ export const sandboxResponse = z.strictObject({
   last_activity_at: z
     .string()
     .meta({ description: 'Its last command (up to its timeout while it runs), else its creation' }),
+  cold_tier: z.enum(['mounted', 'unavailable']).nullable().meta({
+    description:
+      "mounted: /data/cold is the user's users/<id>/cold/ prefix in S3; unavailable: a directory of the container (see /health cold); null until it is set up",
+  }),
 });
 
 export const sandboxListResponse = z.strictObject({
@@ -239,6 +243,16 @@ export const healthResponse = z.strictObject({
   pool: z
     .strictObject({ target: z.number().int(), ready: z.number().int() })
     .meta({ description: 'Warm pool: its size (MATRX_WARM_POOL_SIZE), containers ready now' }),
+  cold: z
+    .strictObject({
+      available: z.boolean(),
+      reason: z.string().optional(),
+      mounted_users: z.number().int(),
+    })
+    .meta({
+      description:
+        "The cold tier on this host: /data/cold as each user's S3 prefix (rclone, FUSE), or why not",
+    }),
   disk: z
     .strictObject({
       mode: z.enum(['quota', 'measured', 'unknown']),

@@ -2,6 +2,7 @@ import { TERMINAL_STATUSES, type Sandbox, type SandboxStatus } from '../domain/s
 import { NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ContainerRuntime, SandboxStore } from '../ports.js';
+import type { ColdTier } from './coldTier.js';
 import type { HomeSync } from './homeSync.js';
 import type { InFlight } from './inFlight.js';
 import { sandboxLog } from './sandboxLog.js';
@@ -39,6 +40,7 @@ export class SandboxEnding {
     private readonly inFlight: InFlight,
     private readonly settings: { shutdownTimeoutSeconds: number },
     private readonly logger: Logger,
+    private readonly cold: ColdTier | null = null,
   ) {}
 
   /** Ends the sandbox; resolves once its container is gone. Waits for a create in flight. */
@@ -87,6 +89,8 @@ export class SandboxEnding {
     try {
       const timeout = graceful ? this.settings.shutdownTimeoutSeconds + STOP_MARGIN_SECONDS : 0;
       await this.runtime.stop(container, timeout);
+      // Stopped: every file it had open is closed, so its cold-tier writes are in S3.
+      await this.cold?.release(sandbox, container);
       if (options.saveHome !== false) await this.#saveHome(sandbox, container);
       await this.runtime.remove(container);
     } catch (error) {

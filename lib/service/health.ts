@@ -1,4 +1,5 @@
 import { ACTIVE_STATUSES } from '../domain/sandbox.js';
+import type { ColdTier, ColdTierHealth } from './coldTier.js';
 import type { PoolStats, WarmPool } from './warmPool.js';
 import type {
   ChannelStats,
@@ -29,6 +30,8 @@ export interface Health {
   pool: PoolStats;
   /** How the disk limit is held; `unknown` until the engine could be asked. */
   disk: { mode: DiskLimitMode | 'unknown'; limitBytes: number };
+  /** Whether /data/cold is the users' S3 prefix on this host, and if not, why. */
+  cold: ColdTierHealth;
 }
 
 /**
@@ -68,6 +71,7 @@ export class HealthCheck {
     /** Null when no bucket is configured. */
     private readonly storage: ObjectStorage | null,
     private readonly pool: Pick<WarmPool, 'stats'>,
+    private readonly cold: Pick<ColdTier, 'health'>,
     private readonly settings: {
       hostId: string;
       storeKind: 'memory' | 'postgres';
@@ -78,7 +82,7 @@ export class HealthCheck {
   async check(): Promise<Health> {
     const { hostId, storeKind } = this.settings;
     const { storage } = this;
-    const [[docker, diskMode], [registry, active], [bucket]] = await Promise.all([
+    const [[docker, diskMode], [registry, active], [bucket], [, cold]] = await Promise.all([
       // The mode is asked of the engine once, then remembered: no cost past the first check.
       probe(async () => {
         await this.runtime.ping();
@@ -86,6 +90,7 @@ export class HealthCheck {
       }),
       probe(() => this.store.count({ hostId, statuses: ACTIVE_STATUSES })),
       probe(async () => storage?.checkBucket()),
+      probe(() => this.cold.health()),
     ]);
     const healthy = docker.reachable && registry.reachable && bucket.reachable;
     return {
@@ -99,6 +104,7 @@ export class HealthCheck {
       channels: this.runtime.channelStats(),
       pool: this.pool.stats(),
       disk: { mode: diskMode ?? 'unknown', limitBytes: this.settings.diskLimitBytes },
+      cold: cold ?? { available: false, reason: 'its check did not answer', mountedUsers: 0 },
     };
   }
 }

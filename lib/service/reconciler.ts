@@ -8,6 +8,7 @@ import type { Logger } from '../logger.js';
 import type { ContainerRuntime, ObservedContainer, SandboxStore } from '../ports.js';
 import { passSummaryWire } from '../wire.js';
 import type { Adoption, OrphanAction } from './adoption.js';
+import type { ColdTier } from './coldTier.js';
 import type { EndOptions, SandboxEnding } from './ending.js';
 import type { InFlight } from './inFlight.js';
 
@@ -27,6 +28,9 @@ export type ReconcileAction =
   | 'create_interrupted'
   | 'shutdown_interrupted'
   | 'idle'
+  | 'cold_slot_released'
+  | 'cold_user_released'
+  | 'cold_repaired'
   | OrphanAction;
 
 export interface PassSummary {
@@ -67,6 +71,7 @@ export class Reconciler {
     private readonly inFlight: InFlight,
     private readonly settings: ReconcilerSettings,
     private readonly logger: Logger,
+    private readonly cold: ColdTier | null = null,
   ) {}
 
   /** No step starts after this; the ones running finish. */
@@ -136,6 +141,26 @@ export class Reconciler {
       });
     }
     await this.#runBounded(steps, summary);
+    if (!this.#stopping) await this.#sweepCold(summary);
+  }
+
+  /** After the ends: a slot whose container a step just removed is released by it, or here. */
+  async #sweepCold(summary: PassSummary): Promise<void> {
+    try {
+      const swept = await this.cold?.sweep();
+      if (!swept) return;
+      const counts: [ReconcileAction, number][] = [
+        ['cold_slot_released', swept.slots],
+        ['cold_user_released', swept.users],
+        ['cold_repaired', swept.repaired],
+      ];
+      for (const [action, count] of counts) {
+        if (count > 0) summary.actions[action] = (summary.actions[action] ?? 0) + count;
+      }
+    } catch (error) {
+      summary.failed += 1;
+      this.logger.error('cold tier sweep failed', { error });
+    }
   }
 
   #plan(rows: Sandbox[], containers: ObservedContainer[], summary: PassSummary): Step[] {

@@ -10,6 +10,7 @@ import {
   TERMINAL_STATUSES,
   TTL_LABEL,
   USER_ID_LABEL,
+  type ColdTierState,
   type Sandbox,
 } from '../domain/sandbox.js';
 import {
@@ -27,6 +28,7 @@ import type {
   SandboxStore,
   StatusChange,
 } from '../ports.js';
+import type { ColdTier } from './coldTier.js';
 import { hostEnv, identityEnv } from './containerEnv.js';
 import type { SandboxEnding } from './ending.js';
 import type { HomeSync } from './homeSync.js';
@@ -79,6 +81,7 @@ export class SandboxService {
     private readonly logger: Logger,
     /** Ready containers waiting for a create; null when this process keeps no pool. */
     private readonly pool: WarmPool | null = null,
+    private readonly cold: ColdTier | null = null,
   ) {}
 
   /** Answers once the sandbox is ready, or failed; Docker's own failures go up as they are. */
@@ -104,20 +107,30 @@ export class SandboxService {
     let containerId: string | null = null;
     try {
       const claimStarted = performance.now();
-      containerId = await this.#fromPool(sandbox, config);
-      if (containerId) {
+      const claimed = await this.#fromPool(sandbox, config);
+      if (claimed) {
+        containerId = claimed.containerId;
         await this.#move(sandboxId, { status: 'starting', containerId }, 'pool container claimed');
         log.info('sandbox ready', {
           from_pool: true,
           ready_ms: Math.round(performance.now() - claimStarted),
         });
-        return await this.#move(sandboxId, { status: 'ready' }, 'pool container set up');
+        const ready = { status: 'ready' as const, coldTier: claimed.coldTier };
+        return await this.#move(sandboxId, ready, 'pool container set up');
       }
+      let coldTier: ColdTierState = 'unavailable';
       const outcome = await this.#creatingOwn(async () => {
-        const created = await this.runtime.create(this.#containerSpec(sandbox, config));
+        const coldSlot = await this.cold?.slotFor(sandboxId);
+        const created = await this.runtime.create({
+          ...this.#containerSpec(sandbox, config),
+          coldSlot,
+        });
         containerId = created;
+        // Before its start: the container's first process finds /data/cold in place.
+        const attached = this.cold?.attach(sandbox, sandboxId) ?? Promise.resolve(coldTier);
         if (this.homes)
           log.info('home restored', { files: await this.homes.restore(userId, created) });
+        coldTier = await attached;
         await this.#move(
           sandboxId,
           { status: 'starting', containerId: created },
@@ -134,9 +147,12 @@ export class SandboxService {
         return ready;
       });
       if (outcome.ready)
-        return await this.#move(sandboxId, { status: 'ready' }, 'ready marker seen');
+        return await this.#move(sandboxId, { status: 'ready', coldTier }, 'ready marker seen');
       log.warn('sandbox failed to become ready', { reason: outcome.reason });
-      if (containerId) await this.runtime.remove(containerId);
+      if (containerId) {
+        await this.cold?.release(sandbox, containerId);
+        await this.runtime.remove(containerId);
+      }
       return await this.#move(
         sandboxId,
         { status: 'failed', lastError: outcome.reason },
@@ -154,7 +170,10 @@ export class SandboxService {
           cause: error,
         });
       }
-      if (containerId) await this.runtime.remove(containerId).catch(() => undefined);
+      if (containerId) {
+        await this.cold?.release(sandbox, containerId);
+        await this.runtime.remove(containerId).catch(() => undefined);
+      }
       const reason = (error as Error).message;
       await this.#move(sandboxId, { status: 'failed', lastError: reason }, reason).catch(
         () => undefined,
@@ -174,7 +193,7 @@ export class SandboxService {
    * home is restored. Null when there is none to take or it cannot be set up (then the sandbox is
    * created as without a pool); a failed restore fails the create, as it would without a pool.
    */
-  async #fromPool(sandbox: Sandbox, config: ResolvedConfig): Promise<string | null> {
+  async #fromPool(sandbox: Sandbox, config: ResolvedConfig): Promise<Claimed | null> {
     const { pool } = this;
     const member = pool?.canServe(config) ? pool.take() : undefined;
     if (!pool || !member) return null;
@@ -190,7 +209,7 @@ export class SandboxService {
     member: PoolMember,
     sandbox: Sandbox,
     config: ResolvedConfig,
-  ): Promise<string | null> {
+  ): Promise<Claimed | null> {
     const log = sandboxLog(this.logger, sandbox);
     const claimed = await this.runtime.claimPoolContainer(member.name, sandbox.sandboxId);
     const { containerId } = member;
@@ -204,6 +223,7 @@ export class SandboxService {
       ? this.homes.restore(sandbox.userId, containerId)
       : Promise.resolve(undefined);
     restored.catch(() => undefined); // awaited below, whichever way the set-up goes
+    const attached = this.cold?.attach(sandbox, member.name) ?? Promise.resolve('unavailable');
     try {
       await this.runtime.assignSandbox(
         containerId,
@@ -221,18 +241,22 @@ export class SandboxService {
     } catch (error) {
       log.warn('claimed pool container could not be set up: creating one', { error });
       await restored.catch(() => undefined);
+      await attached;
+      await this.cold?.release(sandbox, containerId);
       // It never ran a command of the user's: nothing of theirs goes with it.
       await this.runtime.remove(containerId);
       return null;
     }
+    const coldTier = await attached;
     try {
       const files = await restored;
       if (files !== undefined) log.info('home restored', { files });
     } catch (error) {
+      await this.cold?.release(sandbox, containerId);
       await this.runtime.remove(containerId).catch(() => undefined);
       throw error;
     }
-    return containerId;
+    return { containerId, coldTier };
   }
 
   list(userId?: string): Promise<Sandbox[]> {
@@ -357,6 +381,12 @@ export class SandboxService {
       network: config.network,
     };
   }
+}
+
+/** A pool container made the sandbox's, and whether its /data/cold shows the user's prefix. */
+interface Claimed {
+  containerId: string;
+  coldTier: ColdTierState;
 }
 
 function delay(ms: number): Promise<void> {

@@ -2,12 +2,14 @@ import { TIERS, userKey, type StorageUsage, type Tier } from '../domain/storage.
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ObjectStorage } from '../ports.js';
+import type { ColdTier } from './coldTier.js';
 
 /** What a user keeps in S3, for the admin endpoints: sizes, and emptying a tier. */
 export class UserStorage {
   constructor(
     /** Null when no bucket is configured. */
     private readonly storage: ObjectStorage | null,
+    private readonly cold: Pick<ColdTier, 'refresh'>,
     private readonly logger: Logger,
   ) {}
 
@@ -32,6 +34,8 @@ export class UserStorage {
     const keys: string[] = [];
     for await (const object of storage.list(userKey(userId, tier))) keys.push(object.key);
     const deleted = keys.length ? await storage.deleteMany(keys) : 0;
+    // The sandboxes that show this prefix at /data/cold see the files gone now, not in a while.
+    if (tier === 'cold') await this.cold.refresh();
     this.logger.warn('user storage emptied', { user_id: userId, tier, deleted_objects: deleted });
     return deleted;
   }

@@ -4,6 +4,7 @@ import { CREATED_AT_LABEL, HOST_ID_LABEL, TEMPLATE_LABEL } from '../domain/sandb
 import { DEFAULT_TEMPLATE, type ResolvedConfig } from '../domain/sandboxConfig.js';
 import type { Logger } from '../logger.js';
 import type { ContainerRuntime, ContainerSpec, PoolContainer } from '../ports.js';
+import type { ColdTier } from './coldTier.js';
 
 export interface WarmPoolSettings {
   /** How many ready containers wait; 0: none. */
@@ -55,6 +56,7 @@ export class WarmPool {
     private readonly runtime: ContainerRuntime,
     private readonly settings: WarmPoolSettings,
     private readonly logger: Logger,
+    private readonly cold: ColdTier | null = null,
   ) {}
 
   stats(): PoolStats {
@@ -252,6 +254,8 @@ export class WarmPool {
   /** Creates and starts one container; false when it failed (logged; the next upkeep retries). */
   async #startOne(hash: string): Promise<boolean> {
     const spec = this.#spec(hash);
+    // Its slot is empty until a claim puts the user's cold tier there.
+    spec.coldSlot = await this.cold?.slotFor(spec.name);
     this.#known.add(spec.name);
     let containerId: string | undefined;
     try {
@@ -285,6 +289,8 @@ export class WarmPool {
       memory: settings.memoryLimitBytes,
       network: settings.network,
       env: settings.env,
+      // Made while the host could not mount: no slot, so none can be filled on a claim.
+      coldSlot: (await this.cold?.unavailableReason()) === null,
     };
     return createHash('sha256').update(JSON.stringify(made)).digest('hex').slice(0, 16);
   }

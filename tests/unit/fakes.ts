@@ -121,6 +121,7 @@ export class FakeRuntime implements ports.ContainerRuntime {
     this.specs.push(spec);
     this.#next += 1;
     const containerId = `container-${spec.name}-${this.#next}`;
+    if (spec.coldSlot) this.coldSlots.set(containerId, spec.coldSlot);
     if (spec.labels['matrx.pool'] === 'true') {
       this.pool.set(spec.name, {
         containerId,
@@ -313,6 +314,25 @@ export class FakeRuntime implements ports.ContainerRuntime {
   async diskUsage(containerId: string): Promise<number | null> {
     this.#call('diskUsage');
     return this.containers.has(containerId) ? (this.diskUsed.get(containerId) ?? 0) : null;
+  }
+
+  /** Host directories bound at /data/cold, by container. */
+  readonly coldSlots = new Map<string, string>();
+
+  async coldSlotOf(containerId: string): Promise<string | null> {
+    return this.coldSlots.get(containerId) ?? null;
+  }
+
+  async coldSlotsInUse(): Promise<Set<string>> {
+    return new Set(
+      [...this.coldSlots]
+        .filter(
+          ([id]) =>
+            this.containers.has(id) ||
+            [...this.pool.values()].some((member) => member.containerId === id),
+        )
+        .map(([, slot]) => slot),
+    );
   }
 
   async stop(containerId: string): Promise<void> {

@@ -23,6 +23,7 @@ import type {
 import { POOL_CONFIG_LABEL, POOL_LABEL } from '../../domain/pool.js';
 import type { ClaimLimits, SandboxIdentity } from '../../domain/pool.js';
 import {
+  COLD_PATH,
   CREATED_AT_LABEL,
   HOST_ID_LABEL,
   IDLE_LABEL,
@@ -327,6 +328,8 @@ export class DockerRuntime implements ContainerRuntime {
           CapDrop: ['ALL'],
           CapAdd: ROOT_CAPABILITIES,
           ...(this.options.ociRuntime && { Runtime: this.options.ociRuntime }),
+          // rslave: the user's cold tier, mounted on the host into the slot later, shows here.
+          ...(spec.coldSlot && { Binds: [`${spec.coldSlot}:${COLD_PATH}:rslave`] }),
           ...(sized && { StorageOpt: { size: String(this.options.diskLimitBytes) } }),
         },
       });
@@ -490,6 +493,31 @@ export class DockerRuntime implements ContainerRuntime {
       },
       false,
     );
+  }
+
+  coldSlotOf(containerId: string): Promise<string | null> {
+    return this.#call('inspect', containerId, async () => {
+      try {
+        const info = await this.docker.getContainer(containerId).inspect();
+        return info.Mounts.find((mount) => mount.Destination === COLD_PATH)?.Source ?? null;
+      } catch (error) {
+        if (dockerStatus(error) === 404) return null;
+        throw toServiceError(error, `inspect container ${containerId}`);
+      }
+    });
+  }
+
+  coldSlotsInUse(): Promise<Set<string>> {
+    return this.#call('list', undefined, async () => {
+      const [labelled, pool] = await Promise.all([
+        this.#list(SANDBOX_ID_LABEL),
+        this.#list(`${POOL_LABEL}=true`),
+      ]);
+      const slots = [...labelled, ...pool].flatMap((info) =>
+        info.Mounts.filter((mount) => mount.Destination === COLD_PATH).map((mount) => mount.Source),
+      );
+      return new Set(slots);
+    });
   }
 
   stop(containerId: string, timeoutSeconds: number): Promise<void> {

@@ -72,6 +72,7 @@ export class MemorySandboxStore implements SandboxStore {
     sandbox.status = change.status;
     if (change.containerId !== undefined) sandbox.containerId = change.containerId;
     if (change.lastError !== undefined) sandbox.lastError = change.lastError;
+    if (change.coldTier !== undefined) sandbox.coldTier = change.coldTier;
     sandbox.updatedAt = this.#options.now();
     this.#forgetOldStopped();
     return { sandbox: structuredClone(sandbox), previous };

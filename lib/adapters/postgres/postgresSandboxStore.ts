@@ -1,5 +1,6 @@
 import pg from 'pg';
 import {
+  type ColdTierState,
   canTransition,
   SANDBOX_STATUSES,
   type Sandbox,
@@ -54,6 +55,7 @@ interface SandboxRow {
   expires_at: Date;
   idle_timeout_seconds: number;
   last_activity_at: Date;
+  cold_tier: ColdTierState | null;
 }
 
 function fromRow(row: SandboxRow): Sandbox {
@@ -75,6 +77,7 @@ function fromRow(row: SandboxRow): Sandbox {
     expiresAt: row.expires_at,
     idleTimeoutSeconds: row.idle_timeout_seconds,
     lastActivityAt: row.last_activity_at,
+    coldTier: row.cold_tier,
   };
 }
 
@@ -115,12 +118,13 @@ export class PostgresSandboxStore implements SandboxStore {
       'save',
       `INSERT INTO sandboxes (sandbox_id, user_id, status, container_id, created_at, updated_at,
          hot_path, cold_path, config, host_id, last_heartbeat_at, last_error, template,
-         ttl_seconds, expires_at, idle_timeout_seconds, last_activity_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         ttl_seconds, expires_at, idle_timeout_seconds, last_activity_at, cold_tier)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
        ON CONFLICT (sandbox_id) DO UPDATE SET user_id = $2, status = $3, container_id = $4,
          created_at = $5, updated_at = $6, hot_path = $7, cold_path = $8, config = $9,
          host_id = $10, last_heartbeat_at = $11, last_error = $12, template = $13,
-         ttl_seconds = $14, expires_at = $15, idle_timeout_seconds = $16, last_activity_at = $17`,
+         ttl_seconds = $14, expires_at = $15, idle_timeout_seconds = $16, last_activity_at = $17,
+         cold_tier = $18`,
       [
         sandbox.sandboxId,
         sandbox.userId,
@@ -139,6 +143,7 @@ export class PostgresSandboxStore implements SandboxStore {
         sandbox.expiresAt,
         sandbox.idleTimeoutSeconds,
         sandbox.lastActivityAt,
+        sandbox.coldTier,
       ],
     );
   }
@@ -186,6 +191,7 @@ export class PostgresSandboxStore implements SandboxStore {
        UPDATE sandboxes AS s SET status = $2,
          container_id = CASE WHEN $3 THEN $4 ELSE s.container_id END,
          last_error = CASE WHEN $5 THEN $6 ELSE s.last_error END,
+         cold_tier = COALESCE($8, s.cold_tier),
          updated_at = NOW()
        FROM previous
        WHERE s.sandbox_id = previous.sandbox_id AND previous.status = ANY($7)
@@ -198,6 +204,7 @@ export class PostgresSandboxStore implements SandboxStore {
         change.lastError !== undefined,
         change.lastError ?? null,
         allowedFrom(change.status),
+        change.coldTier ?? null,
       ],
     );
     const row = rows[0];
