@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PROJECT_ROOT } from '../lib/projectRoot.js';
 
 export interface RunningServer {
@@ -49,6 +49,8 @@ export async function startServer(options: {
       MATRX_EMBEDDED_S3_PORT: String(await freePort()),
       // Each server its own host: a memory registry adopts its own host's containers only.
       MATRX_HOST_ID: `it-host-${port}`,
+      // Each server its own cold-tier mounts: they are of its own S3 server.
+      MATRX_COLD_ROOT: join(dirname(options.logFile), 'cold'),
       ...options.env,
     },
     stdio: ['ignore', log, log],

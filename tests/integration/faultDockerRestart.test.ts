@@ -55,6 +55,8 @@ let server: RunningServer | undefined;
       env: {
         ...s3.env,
         DOCKER_HOST: engine.host,
+        // The engine runs in a mount namespace of its own: the host's cold-tier binds never reach it.
+        MATRX_COLD_TIER: 'off',
         MATRX_SANDBOX_IMAGE: IMAGE,
         MATRX_HOST_ID: `it-engine-${randomBytes(3).toString('hex')}`,
         MATRX_DOCKER_NETWORK: 'none',

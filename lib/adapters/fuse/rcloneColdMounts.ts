@@ -275,10 +275,28 @@ export class RcloneColdMounts implements ColdMounts {
     if (entry?.fsType !== FUSE_TYPE) return undefined;
     try {
       await stat(this.#bucketDir);
-      return entry;
     } catch {
       return undefined;
     }
+    const madeFor = await readFile(this.#identityFile, 'utf8').catch(() => '');
+    if (madeFor !== this.#identity) {
+      // Never another bucket's files at a user's /data/cold.
+      throw new UnavailableError(
+        S3,
+        `${this.settings.root} holds a mount of another bucket or S3 server (${madeFor || 'unknown'}): give this service its own MATRX_COLD_ROOT`,
+      );
+    }
+    return entry;
+  }
+
+  get #identityFile(): string {
+    return join(this.settings.root, 'bucket.json');
+  }
+
+  /** What the bucket mount shows: it is used only by a service of the same bucket. */
+  get #identity(): string {
+    const { bucket, endpoint, region } = this.settings;
+    return JSON.stringify({ bucket, endpoint: endpoint ?? 'aws', region });
   }
 
   /** The bucket mount, started once for the host and again if its rclone died. */
@@ -295,6 +313,7 @@ export class RcloneColdMounts implements ColdMounts {
   async #mountBucket(table: MountEntry[]): Promise<MountEntry> {
     if (mountAt(table, this.#bucketDir)) await run('umount', ['--lazy', this.#bucketDir]);
     const { root, bucket } = this.settings;
+    await writeFile(this.#identityFile, this.#identity);
     const log = join(root, 'rclone.log');
     const output = openSync(log, 'a', 0o600);
     const child = spawn(
