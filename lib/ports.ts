@@ -414,8 +414,11 @@ export interface ColdMounts {
   detach(slot: string): Promise<void>;
   /** Listings are read from S3 afresh (after a delete that did not go through a mount). */
   refresh(): Promise<void>;
-  /** Cleans what no container uses (`slotsInUse`: host paths of slots) and repairs the rest. */
-  sweep(slotsInUse: ReadonlySet<string>): Promise<ColdSweep>;
+  /**
+   * Cleans what no container uses and repairs the rest. `slotsInUse` (host paths of the slots of
+   * existing containers) is asked after the mounts are read, never before.
+   */
+  sweep(slotsInUse: () => Promise<ReadonlySet<string>>): Promise<ColdSweep>;
   mountedUsers(): Promise<number>;
   close(): Promise<void>;
 }

@@ -74,7 +74,7 @@ export class ColdTier {
 
   async sweep(): Promise<ColdSweep | null> {
     if (!this.mounts || (await this.unavailableReason())) return null;
-    const swept = await this.mounts.sweep(await this.runtime.coldSlotsInUse());
+    const swept = await this.mounts.sweep(() => this.runtime.coldSlotsInUse());
     if (swept.slots + swept.users + swept.repaired > 0) {
       this.logger.info('cold tier swept', { ...swept });
     }

@@ -29,6 +29,8 @@ const FUSE_TYPE = 'fuse.rclone';
 /** How a mount shows in a sandbox's mount list: no bucket, endpoint or key in it. */
 const DEVICE_NAME = 'matrx-cold';
 const MOUNT_WAIT_MS = 20_000;
+/** An empty slot is removed this long after it was made at the earliest. */
+const EMPTY_SLOT_KEPT_MS = 120_000;
 /** What rclone gets of the service's environment: how to reach S3 and nothing else. */
 const PASSED_ENV = /^(PATH|HOME|TMPDIR|AWS_(?!CA_BUNDLE$|ENDPOINT_URL)[A-Z0-9_]+)$/;
 
@@ -150,18 +152,27 @@ export class RcloneColdMounts implements ColdMounts {
    * no slot, and binds of a bucket mount whose rclone died (bound again where a container still
    * uses them, so its /data/cold comes back).
    */
-  async sweep(slotsInUse: ReadonlySet<string>): Promise<ColdSweep> {
+  async sweep(slotsInUse: () => Promise<ReadonlySet<string>>): Promise<ColdSweep> {
     const swept: ColdSweep = { slots: 0, users: 0, repaired: 0 };
     if (await this.unavailableReason()) return swept;
     const slotsRoot = join(this.settings.root, 'slots');
+    // The mounts first, the containers after: a slot bound by now belongs to a container that
+    // existed before the listing (a create binds its slot after making the container).
     const table = await this.#table();
+    const names = await readdir(slotsRoot).catch(() => []);
+    const inUse = await slotsInUse();
     const live = await this.#liveBucket(table);
-    for (const name of await readdir(slotsRoot).catch(() => [])) {
+    for (const name of names) {
       const slotDir = join(slotsRoot, name);
       const entry = mountAt(table, slotDir);
-      if (!slotsInUse.has(slotDir)) {
-        if (entry) swept.slots += 1;
-        await this.detach(name);
+      if (!inUse.has(slotDir)) {
+        if (entry) {
+          swept.slots += 1;
+          await this.detach(name);
+        } else if (await olderThan(slotDir, EMPTY_SLOT_KEPT_MS)) {
+          // A young one may belong to a container made since the listing; a bound one stays.
+          await rmdir(slotDir).catch(() => undefined);
+        }
         continue;
       }
       const userId = entry && this.#userOf(entry);
@@ -402,4 +413,9 @@ export class RcloneColdMounts implements ColdMounts {
     const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     return command.startsWith('rclone\0mount\0') ? pid : null;
   }
+}
+
+async function olderThan(path: string, ms: number): Promise<boolean> {
+  const made = await stat(path).catch(() => null);
+  return made !== null && Date.now() - made.mtimeMs > ms;
 }
