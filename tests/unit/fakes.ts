@@ -379,6 +379,7 @@ export function serviceWith(
   runtime: FakeRuntime,
   hostId = HOST_ID,
   env: Record<string, string> = {},
+  cold: ports.ColdMounts | null = null,
 ) {
   const store = new MemorySandboxStore({ stoppedRetentionMs: 60_000, maxStopped: 100 });
   const logger = new Logger({ logLevel: 'CRITICAL' });
@@ -392,7 +393,11 @@ export function serviceWith(
     ...env,
   });
   const files = new FakeFiles();
-  const services = composeServices({ store, runtime, files, objects: null }, settings, logger);
+  const services = composeServices(
+    { store, runtime, files, objects: null, cold },
+    settings,
+    logger,
+  );
   const reconcilerWith = (
     overrides: Partial<ReconcilerSettings> & { adoptOrphans?: boolean; inFlight?: InFlight } = {},
   ) => {
@@ -418,6 +423,7 @@ export function serviceWith(
         ...reconcile,
       },
       logger,
+      services.coldTier,
     );
   };
   return { store, service: services.sandboxes, ...services, fakeFiles: files, reconcilerWith };
