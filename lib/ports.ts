@@ -181,6 +181,8 @@ export interface ObservedContainer {
    * labels. Empty `userId` when that record is missing or fails its check (a claim cut short).
    */
   fromPool: boolean;
+  /** It binds a slot at /data/cold: its cold tier was mounted there (and outlives the API). */
+  coldSlot: boolean;
 }
 
 /** A pool container no sandbox has claimed yet. */

@@ -77,6 +77,7 @@ export class Adoption {
       sandboxId: container.sandboxId,
       containerId: container.containerId,
       status: 'running',
+      coldTier: container.coldSlot ? 'mounted' : 'unavailable',
     };
     await this.store.save(sandbox);
     sandboxLog(this.logger, sandbox).warn('sandbox adopted from its container', {

@@ -228,8 +228,11 @@ describe('the cold tier', () => {
       expect(output.body.stderr).toMatch(/error/i);
     } finally {
       await proxy.restore();
-      await remove(sandbox.sandbox_id);
     }
+    const after = await run(sandbox.sandbox_id, 'echo back > /data/cold/after.txt && echo ok');
+    expect(after.stdout).toBe('ok\n');
+    expect((await objectBytes(`users/${user}/cold/after.txt`)).toString()).toBe('back\n');
+    await remove(sandbox.sandbox_id);
   }, 300_000);
 
   it('a crash leaves mounts the reconciler removes, and a dead mount is bound again', async () => {

@@ -91,6 +91,17 @@ describe('the cold tier in the sandbox lifecycle', () => {
     expect(summary.actions).not.toHaveProperty('cold_repaired');
   });
 
+  it('a sandbox adopted back from its container (memory registry restarted) says its cold tier is mounted', async () => {
+    const { service, store, reconcilerWith } = withCold();
+    const sandbox = await service.create('alice', {});
+    await store.delete(sandbox.sandboxId);
+    await reconcilerWith({ adoptOrphans: true }).runPass();
+    expect(await store.get(sandbox.sandboxId)).toMatchObject({
+      status: 'running',
+      coldTier: 'mounted',
+    });
+  });
+
   it('without a bucket there is nothing to mount, and /health says so', async () => {
     const runtime = new FakeRuntime();
     const { service, health } = serviceWith(runtime);

@@ -94,6 +94,7 @@ export class FakeRuntime implements ports.ContainerRuntime {
       ttlSeconds: null,
       idleTimeoutSeconds: 0,
       fromPool: true,
+      coldSlot: this.coldSlots.has(member.containerId),
     });
     return true;
   }
@@ -143,6 +144,7 @@ export class FakeRuntime implements ports.ContainerRuntime {
       ttlSeconds: Number(spec.labels['matrx.ttl_seconds']) || null,
       idleTimeoutSeconds: Number(spec.labels['matrx.idle_timeout_seconds']) || 0,
       fromPool: false,
+      coldSlot: spec.coldSlot !== undefined,
     });
     return containerId;
   }

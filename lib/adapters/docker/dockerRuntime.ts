@@ -189,6 +189,7 @@ export class DockerRuntime implements ContainerRuntime {
       ttlSeconds: identity?.ttlSeconds ?? null,
       idleTimeoutSeconds: identity?.idleTimeoutSeconds ?? 0,
       fromPool: true,
+      coldSlot: bindsColdSlot(info),
     };
   }
 
@@ -659,7 +660,12 @@ function fromLabels(info: Docker.ContainerInfo): ObservedContainer {
     ttlSeconds: Number(info.Labels[TTL_LABEL]) || null,
     idleTimeoutSeconds: Number(info.Labels[IDLE_LABEL]) || 0,
     fromPool: false,
+    coldSlot: bindsColdSlot(info),
   };
+}
+
+function bindsColdSlot(info: Docker.ContainerInfo): boolean {
+  return info.Mounts.some((mount) => mount.Destination === COLD_PATH);
 }
 
 /** The text of the first file in a tar stream; null when there is none. */
