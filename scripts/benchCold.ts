@@ -17,19 +17,27 @@ import { TIERS, userKey } from '../lib/domain/storage.js';
 import { EMBEDDED_BUCKET, embeddedS3Client, type EmbeddedS3 } from '../lib/embeddedS3.js';
 import { inParallel, progress, timed, type Call } from './benchClient.js';
 
+/** One transfer: its wall time, and the CPU time (user and system) it cost on the host. */
+export interface Transfer {
+  ms: number;
+  rcloneCpuMs: number;
+  /** This process: the embedded S3 server, and on the SDK's side the SDK too. */
+  benchCpuMs: number;
+}
+
 export interface ColdFigures {
   bytes: number;
   files: number;
-  mountWriteMs: number;
-  mountReadMs: number;
-  sdkUploadMs: number;
-  sdkDownloadMs: number;
+  /** `head -c`, which writes 4 KiB at a time into the mount: each write one request to rclone. */
+  mountWrite: Transfer;
+  /** `dd` with 1 MiB blocks. */
+  mountWriteLarge: Transfer;
+  mountRead: Transfer;
+  sdkUpload: Transfer;
+  sdkDownload: Transfer;
   /** What rclone read during the mount's read: the whole file from S3, not the page cache. */
   rcloneReadBytes: number;
-  /** rclone's CPU time (user and system) during the mount's write and read. */
-  rcloneWriteCpuMs: number;
-  rcloneReadCpuMs: number;
-  /** rclone's RSS before the write through the mount, and its peak during it. */
+  /** rclone's RSS before the writes through the mount, and its peak during them. */
   rcloneRssBefore: number;
   rcloneRssPeak: number;
   /** Whether the peak is the write's alone (reset first), not rclone's since it started. */
@@ -50,11 +58,12 @@ const run = promisify(execFile);
 const CLOCK_TICKS = 100;
 
 /**
- * The cold tier: `bytes` written to /data/cold with `head -c` and read back with `cat | wc -c` in
- * a sandbox, next to an upload (lib-storage's multipart) and a download of as many bytes with the
- * SDK from the host, to the same S3 server; then a first listing of a directory of `files`
- * objects through the mount next to a ListObjectsV2 of its prefix (every page). The objects are
- * put before the sandbox exists, so the mount has never listed that directory.
+ * The cold tier: `bytes` written to /data/cold with `head -c` (4 KiB writes), then with `dd` (1 MiB
+ * writes), and read back with `cat | wc -c` in a sandbox, next to an upload (lib-storage's
+ * multipart) and a download of as many bytes with the SDK from the host, to the same S3 server;
+ * then a first listing of a directory of `files` objects through the mount next to an SDK listing
+ * of its prefix (every page). The objects are put before the sandbox exists, so the mount has
+ * never listed that directory.
  */
 export async function benchCold(
   call: Call,
@@ -95,29 +104,42 @@ export async function benchCold(
       return String(answer.stdout).trim();
     };
     const rclone = await rcloneProcess(options.coldRoot);
+    const transfer = async (run: () => Promise<unknown>): Promise<Transfer> => {
+      const rcloneBefore = await rclone.cpuMs();
+      const benchBefore = process.cpuUsage();
+      const ms = await timed(run);
+      const bench = process.cpuUsage(benchBefore);
+      return {
+        ms,
+        rcloneCpuMs: (await rclone.cpuMs()) - rcloneBefore,
+        benchCpuMs: (bench.user + bench.system) / 1000,
+      };
+    };
 
     const rssBefore = await rclone.status('VmRSS');
     const rssPeakReset = await rclone.resetPeak();
-    let cpuBefore = await rclone.cpuMs();
-    const mountWriteMs = await timed(() =>
+    const mountWrite = await transfer(() =>
       exec(`head -c ${bytes} /dev/zero > /data/cold/bench.bin`),
     );
-    const rcloneWriteCpuMs = (await rclone.cpuMs()) - cpuBefore;
-    const rssPeak = await rclone.status('VmHWM');
     await expectSize(client, `${cold}bench.bin`, bytes);
+    const mountWriteLarge = await transfer(() =>
+      exec(
+        `dd if=/dev/zero of=/data/cold/bench-dd.bin bs=1M count=${bytes} iflag=count_bytes status=none`,
+      ),
+    );
+    const rssPeak = await rclone.status('VmHWM');
+    await expectSize(client, `${cold}bench-dd.bin`, bytes);
     const readBefore = await rclone.readBytes();
-    cpuBefore = await rclone.cpuMs();
     let counted = '';
-    const mountReadMs = await timed(async () => {
+    const mountRead = await transfer(async () => {
       counted = await exec('cat /data/cold/bench.bin | wc -c');
     });
-    const rcloneReadCpuMs = (await rclone.cpuMs()) - cpuBefore;
     const rcloneReadBytes = (await rclone.readBytes()) - readBefore;
     if (Number(counted) !== bytes) throw new Error(`the mount read ${counted} bytes, not ${bytes}`);
-    progress('cold', `${bytes} bytes written and read through /data/cold`);
+    progress('cold', `${bytes} bytes written twice and read through /data/cold`);
 
     const sdkKey = `${cold}sdk.bin`;
-    const sdkUploadMs = await timed(() =>
+    const sdkUpload = await transfer(() =>
       new Upload({
         client,
         params: { Bucket: EMBEDDED_BUCKET, Key: sdkKey, Body: zeros(bytes) },
@@ -125,7 +147,7 @@ export async function benchCold(
     );
     await expectSize(client, sdkKey, bytes);
     let downloaded = 0;
-    const sdkDownloadMs = await timed(async () => {
+    const sdkDownload = await transfer(async () => {
       const object = await client.send(
         new GetObjectCommand({ Bucket: EMBEDDED_BUCKET, Key: sdkKey }),
       );
@@ -152,13 +174,12 @@ export async function benchCold(
     return {
       bytes,
       files,
-      mountWriteMs,
-      mountReadMs,
-      sdkUploadMs,
-      sdkDownloadMs,
+      mountWrite,
+      mountWriteLarge,
+      mountRead,
+      sdkUpload,
+      sdkDownload,
       rcloneReadBytes,
-      rcloneWriteCpuMs,
-      rcloneReadCpuMs,
       rcloneRssBefore: rssBefore,
       rcloneRssPeak: rssPeak,
       rssPeakReset,
@@ -274,19 +295,35 @@ async function rcloneProcess(coldRoot: string) {
 
 /** The rows as the bench prints them. */
 export function coldRows(timings: ColdTimings): string[] {
-  if ('unavailable' in timings)
+  if ('unavailable' in timings) {
     return [`cold tier                unavailable, skipped: ${timings.unavailable}`];
-  const mib = (bytes: number) => bytes / 1024 / 1024;
-  const side = (ms: number) =>
-    `${(ms / 1000).toFixed(1).padStart(6)} s ${(mib(timings.bytes) / (ms / 1000)).toFixed(1).padStart(6)} MiB/s`;
-  const size = `${mib(timings.bytes).toFixed(0)} MiB`;
-  const fmt = (ms: number) => ms.toFixed(1).padStart(8);
+  }
+  const { bytes, files } = timings;
+  const mib = (count: number) => count / 1024 / 1024;
+  const size = `${mib(bytes).toFixed(0)} MiB`;
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1).padStart(6)} s`;
+  const side = (one: Transfer) =>
+    `${seconds(one.ms)} ${(mib(bytes) / (one.ms / 1000)).toFixed(1).padStart(6)} MiB/s`;
+  const transfer = (name: string, mount: Transfer, sdk: Transfer, note = '') =>
+    `${name.padEnd(24)} mount ${side(mount)} | sdk ${side(sdk)} | ratio ${(mount.ms / sdk.ms).toFixed(2)}x${note}`;
+  const cpu = (name: string, mount: Transfer, sdk: Transfer) =>
+    `${name.padEnd(24)} mount: rclone ${seconds(mount.rcloneCpuMs)}, bench (S3) ${seconds(mount.benchCpuMs)} | sdk: bench (S3, SDK) ${seconds(sdk.benchCpuMs)}`;
+  const ms = (value: number) => `${value.toFixed(1).padStart(8)} ms`;
+  const peakSince = timings.rssPeakReset ? '' : ' (since rclone started: could not be reset)';
+  const { mountWrite, mountWriteLarge, mountRead, sdkUpload, sdkDownload } = timings;
   return [
-    `cold write ${size.padEnd(13)} mount ${side(timings.mountWriteMs)} | sdk ${side(timings.sdkUploadMs)} | ratio ${(timings.mountWriteMs / timings.sdkUploadMs).toFixed(2)}x`,
-    `cold read ${size.padEnd(14)} mount ${side(timings.mountReadMs)} | sdk ${side(timings.sdkDownloadMs)} | ratio ${(timings.mountReadMs / timings.sdkDownloadMs).toFixed(2)}x (rclone read ${mib(timings.rcloneReadBytes).toFixed(0)} MiB)`,
-    `cold list ${timings.files} files`.padEnd(25) +
-      `mount ${fmt(timings.mountListFirstMs)} ms (again ${fmt(timings.mountListAgainMs)} ms) | sdk ${fmt(timings.sdkListMs)} ms | ratio ${(timings.mountListFirstMs / timings.sdkListMs).toFixed(2)}x`,
-    `rclone RSS, cold write   ${mib(timings.rcloneRssBefore).toFixed(1)} MiB before, ${mib(timings.rcloneRssPeak).toFixed(1)} MiB at the peak${timings.rssPeakReset ? '' : ' (since rclone started: the peak could not be reset)'}`,
-    `rclone CPU               ${(timings.rcloneWriteCpuMs / 1000).toFixed(1)} s during the write, ${(timings.rcloneReadCpuMs / 1000).toFixed(1)} s during the read`,
+    transfer(`cold write ${size}, 4K`, mountWrite, sdkUpload, ' (head -c: 4 KiB writes)'),
+    transfer(`cold write ${size}, 1M`, mountWriteLarge, sdkUpload, ' (dd: 1 MiB writes)'),
+    transfer(
+      `cold read ${size}`,
+      mountRead,
+      sdkDownload,
+      ` (rclone read ${mib(timings.rcloneReadBytes).toFixed(0)} MiB)`,
+    ),
+    `${`cold list ${files} files`.padEnd(24)} mount ${ms(timings.mountListFirstMs)} (again ${ms(timings.mountListAgainMs)}) | sdk ${ms(timings.sdkListMs)} | ratio ${(timings.mountListFirstMs / timings.sdkListMs).toFixed(2)}x`,
+    cpu('cold write CPU, 4K', mountWrite, sdkUpload),
+    cpu('cold write CPU, 1M', mountWriteLarge, sdkUpload),
+    cpu('cold read CPU', mountRead, sdkDownload),
+    `${'rclone RSS, cold writes'.padEnd(24)} ${mib(timings.rcloneRssBefore).toFixed(1)} MiB before, ${mib(timings.rcloneRssPeak).toFixed(1)} MiB at the peak${peakSince}`,
   ];
 }
