@@ -15,6 +15,7 @@ import {
   timed,
   type Call,
 } from './benchClient.js';
+import { benchCold, coldRows, unmountColdRoot, type ColdTimings } from './benchCold.js';
 import { benchFiles, fileRows, type FileTimings } from './benchFiles.js';
 import { benchHomes, type HomeTimings } from './benchHome.js';
 import { benchLoad, type LoadSide, type LoadTimings } from './benchLoad.js';
@@ -57,6 +58,10 @@ const POOL_SIZE = knob('BENCH_POOL_SIZE', 4);
 const POOL_CREATES = knob('BENCH_POOL_CREATES', 20);
 const POOL_BURST = knob('BENCH_POOL_BURST', 2 * POOL_SIZE);
 const POOL_BURST_ROUNDS = knob('BENCH_POOL_BURST_ROUNDS', 3);
+const REGISTRY_ROWS = knob('BENCH_REGISTRY_ROWS', 10_000);
+const rowsLabel = REGISTRY_ROWS.toLocaleString('en-US');
+const COLD_BYTES = knob('BENCH_COLD_BYTES', 1024 ** 3);
+const COLD_FILES = knob('BENCH_COLD_FILES', 1000);
 const IMAGE = loadConfig().SANDBOX_IMAGE;
 const USER = `bench-${process.pid}`;
 
@@ -119,10 +124,16 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'matrx-bench-'));
   // The bench's own S3 server, so the raw S3 figures use the very same one as the API.
   const s3 = await startEmbeddedS3(join(dir, 's3'), await freePort());
+  const coldRoot = join(dir, 'cold');
   progress('start', `starting the server (log: ${join(dir, 'server.log')})`);
   const server = await startServer({
     logFile: join(dir, 'server.log'),
-    env: { ...s3.env, MATRX_DOCKER_NETWORK: 'none', MATRX_LOG_LEVEL: 'WARNING' },
+    env: {
+      ...s3.env,
+      MATRX_DOCKER_NETWORK: 'none',
+      MATRX_LOG_LEVEL: 'WARNING',
+      MATRX_COLD_ROOT: coldRoot,
+    },
   });
   let stopping = false;
   server.process.once('exit', (code, signal) => {
@@ -141,6 +152,7 @@ async function main(): Promise<void> {
   let longPoll: LongPollTimings | undefined;
   let load: LoadTimings | undefined;
   let homes: HomeTimings | undefined;
+  let cold: ColdTimings | undefined;
   let fileTimings: FileTimings | undefined;
   let scale: ScaleTimings | undefined;
   let registry: RegistryTimings | undefined;
@@ -258,6 +270,17 @@ async function main(): Promise<void> {
       progress('homes', `${HOME_ROUNDS} rounds of save and restore`);
       homes = await phase('homes', () => benchHomes(call, s3, USER, HOME_ROUNDS));
     }
+    if (COLD_BYTES > 0) {
+      progress('cold', `${COLD_BYTES} bytes through /data/cold and the SDK, ${COLD_FILES} listed`);
+      cold = await phase('cold', () =>
+        benchCold(call, s3, {
+          user: `${USER}-cold`,
+          coldRoot,
+          bytes: COLD_BYTES,
+          files: COLD_FILES,
+        }),
+      );
+    }
     if (IDLE_SANDBOXES > 0) {
       scale = await phase('scale', () =>
         benchScale(call, docker, {
@@ -269,7 +292,7 @@ async function main(): Promise<void> {
         }),
       );
     }
-    progress('registry', 'stopping the server; 10,000 rows and 1,000 containers on Postgres');
+    progress('stop', 'stopping the server');
     stopping = true;
     await server.stop();
     if (POOL_SIZE > 0) {
@@ -290,9 +313,12 @@ async function main(): Promise<void> {
         }),
       );
     }
-    registry = await phase('registry', () =>
-      benchRegistry((base) => apiCall(base, agent), dir, USER),
-    );
+    if (REGISTRY_ROWS > 0) {
+      progress('registry', `${rowsLabel} rows and 1,000 containers on Postgres`);
+      registry = await phase('registry', () =>
+        benchRegistry((base) => apiCall(base, agent), dir, USER, REGISTRY_ROWS),
+      );
+    }
   } finally {
     agent.destroy();
     stopping = true;
@@ -304,10 +330,11 @@ async function main(): Promise<void> {
     await inParallel(left.length, async (i) => {
       await removeContainer(docker, left[i]?.Id ?? '');
     });
+    await unmountColdRoot(coldRoot);
   }
 
   console.log(
-    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${LOAD_CLIENTS} clients for ${LOAD_SECONDS} s on ${LOAD_SANDBOXES} sandboxes, ${LONG_POLL_ROUNDS} long-poll rounds, ${IDLE_SANDBOXES} idle sandboxes of ${IDLE_MEMORY}, ${HOME_ROUNDS} home rounds, ${FILE_ROUNDS} file rounds (${FILE_LARGE_ROUNDS} of 50 MiB), image ${IMAGE}, network none`,
+    `\nmatrx bench: ${CREATES} creates, ${EXECS} execs ${PAUSE_MS} ms apart and ${BACK_TO_BACK} back-to-back, ${LOAD_CLIENTS} clients for ${LOAD_SECONDS} s on ${LOAD_SANDBOXES} sandboxes, ${LONG_POLL_ROUNDS} long-poll rounds, ${IDLE_SANDBOXES} idle sandboxes of ${IDLE_MEMORY}, ${HOME_ROUNDS} home rounds, ${FILE_ROUNDS} file rounds (${FILE_LARGE_ROUNDS} of 50 MiB), ${COLD_BYTES} cold bytes and ${COLD_FILES} cold files, image ${IMAGE}, network none`,
   );
   row('create-to-ready', apiCreate, rawCreate);
   row('exec echo hi', apiExec, rawExecs);
@@ -362,10 +389,11 @@ async function main(): Promise<void> {
       `targets: save <= 1.5x raw upload: ${met(saveRatio <= 1.5)}; restore <= 1.5x raw download: ${met(restoreRatio <= 1.5)}`,
     );
   }
+  if (cold) for (const line of coldRows(cold)) console.log(line);
   if (pool) for (const line of poolRows(pool)) console.log(line);
   if (registry) {
-    row('list 10,000 rows', registry.list, registry.rawList);
-    row('get 1 of 10,000 rows', registry.get, registry.rawGet);
+    row(`list ${rowsLabel} rows`, registry.list, registry.rawList);
+    row(`get 1 of ${rowsLabel} rows`, registry.get, registry.rawGet);
     row('reconcile 1,000', registry.pass, registry.rawReads);
     const pass = stats(registry.pass);
     console.log(

@@ -11,7 +11,6 @@ import { inParallel, progress, timed, type Call } from './benchClient.js';
 import { createDatabase, startPostgresServer, type PostgresServer } from './postgresServer.js';
 import { startServer } from './serverProcess.js';
 
-const ROWS = 10_000;
 const PASS_SANDBOXES = 1_000;
 const LIST_ROUNDS = 20;
 const GET_ROUNDS = 200;
@@ -52,7 +51,7 @@ function counting(runtime: ContainerRuntime): { runtime: ContainerRuntime; calls
 }
 
 /**
- * The registry on Postgres: GET /sandboxes and GET /sandboxes/{id} with 10,000 rows, next to the
+ * The registry on Postgres: GET /sandboxes and GET /sandboxes/{id} with `rows` rows, next to the
  * same reads made directly with pg; and one reconcile pass over 1,000 sandboxes that need nothing
  * (created containers, rows still within their create window), next to the two raw reads a pass
  * cannot do without (one container list, one query).
@@ -61,6 +60,7 @@ export async function benchRegistry(
   call: (base: string) => Call,
   workDir: string,
   user: string,
+  rows: number,
 ): Promise<RegistryTimings> {
   const postgres = await benchPostgres();
   const database = await createDatabase(postgres.url, `matrx_bench_${process.pid}`);
@@ -85,7 +85,7 @@ export async function benchRegistry(
        SELECT 'sbx-' || lpad(to_hex(n), 12, '0'), 'user-' || (n % 100), 'stopped', 'c' || n,
          NOW() - n * INTERVAL '1 second', '/home/agent', '/data/cold', 'elsewhere'
        FROM generate_series(1, $1) AS n`,
-      [ROWS],
+      [rows],
     );
     return startServer({
       logFile: join(workDir, 'registry-server.log'),
@@ -99,7 +99,9 @@ export async function benchRegistry(
   })();
   const api = call(server.baseUrl);
   try {
-    const someId = 'sbx-000000001388';
+    const someId = `sbx-${Math.ceil(rows / 2)
+      .toString(16)
+      .padStart(12, '0')}`;
     await api('GET', '/sandboxes');
     await api('GET', `/sandboxes/${someId}`);
     for (let i = 0; i < LIST_ROUNDS; i += 1) {
