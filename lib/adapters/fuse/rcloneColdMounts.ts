@@ -193,20 +193,25 @@ export class RcloneColdMounts implements ColdMounts {
     return swept;
   }
 
-  /** Unmounts the bucket when no sandbox of this host uses it (the service stopping). */
+  /**
+   * The service stopping: with no sandbox of this host using the cold tier, the bucket's mount
+   * goes; with some, it stays for them and the next start. The root's own bind (shared) always
+   * stays: another process of the service (the reconciler, the API) may be creating sandboxes.
+   */
   async close(): Promise<void> {
     if (!this.#prepared || (await this.#prepared)) return;
-    const table = await this.#table();
-    const inUse = table.some((entry) => entry.mountPoint.startsWith(this.settings.root + '/'));
-    const bucket = mountAt(table, this.#bucketDir);
-    if (!bucket) return;
-    const others = table.filter(
-      (entry) => entry.device === bucket.device && entry.mountPoint !== this.#bucketDir,
+    const { root } = this.settings;
+    const held = (await this.#table()).some(
+      (entry) =>
+        entry.mountPoint.startsWith(join(root, 'slots') + '/') ||
+        entry.mountPoint.startsWith(join(root, 'users') + '/'),
     );
-    if (inUse && others.length > 0) return;
-    await run('umount', [this.#bucketDir]).catch((error: unknown) =>
-      this.logger.warn('cold tier: the bucket mount stays', { error }),
-    );
+    if (held) return;
+    try {
+      await this.#unmountIfMounted(this.#bucketDir);
+    } catch (error) {
+      this.logger.warn('cold tier: mounts left at stop', { error });
+    }
   }
 
   async #withUser<T>(userId: string, work: () => Promise<T>): Promise<T> {
