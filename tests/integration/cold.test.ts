@@ -31,6 +31,7 @@ let client: S3Client;
 let server: RunningServer;
 let coldRoot: string;
 let unavailable = '';
+const HOST_ID = `it-cold-${process.pid}`;
 
 const { call, create } = ownServer(() => server?.baseUrl);
 
@@ -46,6 +47,7 @@ beforeAll(async () => {
       ...s3.env,
       AWS_ENDPOINT_URL_S3: proxy.url,
       MATRX_COLD_ROOT: coldRoot,
+      MATRX_HOST_ID: HOST_ID,
       MATRX_DOCKER_NETWORK: 'none',
       MATRX_CONTAINER_MEMORY_LIMIT: '512m',
       MATRX_CONTAINER_CPU_LIMIT: '1',
@@ -64,6 +66,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.stop();
+  // The pool's container is left for a next start of this host (by design): there is none.
+  const left = await docker.listContainers({
+    all: true,
+    filters: { label: [`matrx.host_id=${HOST_ID}`] },
+  });
+  for (const container of left) await docker.getContainer(container.Id).remove({ force: true });
   await proxy?.close();
   await s3?.close();
   client?.destroy();
