@@ -26,6 +26,9 @@ export interface S3Settings {
 }
 
 /** The S3 client, built once per process. Transient errors are retried by the SDK's own policy. */
+const S3_CONNECT_TIMEOUT_MS = 5_000;
+const S3_IDLE_TIMEOUT_MS = 20_000;
+
 export function createS3Client(settings: S3Settings): S3Client {
   return new S3Client({
     region: settings.region,
@@ -33,6 +36,9 @@ export function createS3Client(settings: S3Settings): S3Client {
     // Throttling, 5xx and dropped connections are retried with backoff; other 4xx are not.
     maxAttempts: 5,
     retryMode: 'standard',
+    // An S3 that takes a connection and never answers fails each attempt, rather than hang it.
+    // Idle, not total: a long upload whose bytes keep moving is not cut.
+    requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS, socketTimeout: S3_IDLE_TIMEOUT_MS },
     // s3rver and some S3-compatible servers store aws-chunked framing verbatim otherwise.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
