@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
-import { PathError, PayloadTooLargeError, ValidationError } from '../../../errors.js';
+import {
+  DOCKER,
+  PathError,
+  PayloadTooLargeError,
+  UnavailableError,
+  ValidationError,
+} from '../../../errors.js';
 import type {
   ExecRequest,
   ExecResult,
@@ -185,7 +191,10 @@ export class DockerFiles implements SandboxFiles {
     });
     const [uid, gid] = result.stdout.trim().split('\n').map(Number);
     if (result.exitCode !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid)) {
-      throw new Error(`cannot tell the ids of ${user}: ${result.stderr.slice(0, 200)}`);
+      throw new UnavailableError(
+        DOCKER,
+        `The sandbox could not tell the ids of ${user}: ${result.stderr.slice(0, 200)}`,
+      );
     }
     const ids = { uid: uid as number, gid: gid as number };
     const pack = tar.pack();
@@ -244,7 +253,12 @@ export class DockerFiles implements SandboxFiles {
       timeoutSeconds: OPERATION_TIMEOUT_SECONDS,
       maxOutputBytes: ANSWER_BYTES,
     });
-    if (result.timedOut) throw new Error(`file operation ${operation} timed out`);
+    if (result.timedOut) {
+      throw new UnavailableError(
+        DOCKER,
+        `The sandbox did not finish the file operation ${operation} within ${OPERATION_TIMEOUT_SECONDS} s`,
+      );
+    }
     return parseAnswer(result.stdout);
   }
 

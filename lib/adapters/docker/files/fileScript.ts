@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PathError } from '../../../errors.js';
+import { DOCKER, PathError, UnavailableError } from '../../../errors.js';
 import { FILE_TYPES, type FileEntry, type FileType } from '../../../ports.js';
 import { PROJECT_ROOT } from '../../../projectRoot.js';
 
@@ -46,8 +46,11 @@ export function pathError(answer: ScriptAnswer, path: string): Error {
     case 'other':
       return new PathError(409, `${answer.fields[0] ?? 'Cannot do that'}: ${path}`);
     default:
-      // The script did not answer (it was killed, or the channel cut its output).
-      return new Error(`file operation answered ${JSON.stringify(answer.status.slice(0, 80))}`);
+      // The script did not answer (it was killed, or the sandbox could not start it).
+      return new UnavailableError(
+        DOCKER,
+        `The sandbox did not finish the file operation (it answered ${JSON.stringify(answer.status.slice(0, 80))})`,
+      );
   }
 }
 
