@@ -170,6 +170,18 @@ describe('permissions are the container user', () => {
     expect((await readFile('/etc/matrx-x', { user: 'root' })).bytes.toString()).toBe('x');
   });
 
+  it('a user the sandbox does not have is a 422 that names it, for a read and a write', async () => {
+    for (const answer of [
+      await readFile('/etc/hostname', { user: 'ghost' }),
+      await writeFile('/tmp/ghost', Buffer.from('x'), { user: 'ghost' }),
+    ]) {
+      expect(answer.status).toBe(422);
+      expect(detailOf(answer)).toEqual([
+        { loc: ['user'], msg: 'no user ghost in the sandbox', type: 'value_error' },
+      ]);
+    }
+  });
+
   it("a file agent may not write is not replaced, though its folder is agent's", async () => {
     await writeFile('/home/agent/ro', Buffer.from('root'), { user: 'root' });
     const denied = await writeFile('/home/agent/ro', Buffer.from('agent'));

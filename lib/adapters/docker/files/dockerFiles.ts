@@ -189,6 +189,7 @@ export class DockerFiles implements SandboxFiles {
       timeoutSeconds: OPERATION_TIMEOUT_SECONDS,
       maxOutputBytes: 1024,
     });
+    refuseUnknownUser(result, user);
     const [uid, gid] = result.stdout.trim().split('\n').map(Number);
     if (result.exitCode !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid)) {
       throw new UnavailableError(
@@ -253,6 +254,7 @@ export class DockerFiles implements SandboxFiles {
       timeoutSeconds: OPERATION_TIMEOUT_SECONDS,
       maxOutputBytes: ANSWER_BYTES,
     });
+    refuseUnknownUser(result, user);
     if (result.timedOut) {
       throw new UnavailableError(
         DOCKER,
@@ -266,6 +268,15 @@ export class DockerFiles implements SandboxFiles {
     const [entry] = parseEntries(answer.fields);
     if (!entry) throw pathError({ status: 'missing', fields: [] }, path);
     return entry;
+  }
+}
+
+/** The engine's words for a user the container's passwd does not have: the caller's mistake. */
+function refuseUnknownUser(result: { exitCode: number; stdout: string }, user: string): void {
+  if (result.exitCode === 126 && result.stdout.includes(`unable to find user ${user}`)) {
+    throw new ValidationError([
+      { loc: ['user'], msg: `no user ${user} in the sandbox`, type: 'value_error' },
+    ]);
   }
 }
 
