@@ -99,6 +99,27 @@ describe('background processes', () => {
     expect(ended.body.ended_at).not.toBeNull();
   });
 
+  it('a user the image does not have is a 422, and the sandbox keeps its channel for the others', async () => {
+    const refused = await api<{ detail: unknown }>('POST', processes(), {
+      json: { command: 'true', user: 'ghost' },
+    });
+    expect(refused.status).toBe(422);
+    expect(refused.body.detail).toEqual([
+      { loc: ['user'], msg: 'no user ghost in the sandbox', type: 'value_error' },
+    ]);
+    // An exec as that user answers as a plain engine exec does; nobody else is moved off the channel.
+    const asGhost = await api<{ exit_code: number }>(
+      'POST',
+      `/sandboxes/${sandbox.sandbox_id}/exec`,
+      {
+        json: { command: 'true', user: 'ghost' },
+      },
+    );
+    expect(asGhost.body.exit_code).toBe(126);
+    const { process_id } = await start('echo still');
+    expect((await readToEnd(process_id)).stdout).toBe('still\n');
+  });
+
   it('start in the cwd and with the env they are given, with the umask of a plain exec', async () => {
     const process = await start('echo "$GREETING"; pwd; umask', {
       cwd: '/tmp',

@@ -21,6 +21,11 @@ export class ByteReader {
     this.#notify();
   }
 
+  /** What is buffered and not read yet, as UTF-8, left in place (to say why a stream ended). */
+  unread(): string {
+    return Buffer.concat(this.#chunks).toString('utf8');
+  }
+
   /** The bytes up to the next NUL, as UTF-8; the NUL is consumed. */
   async text(): Promise<string> {
     return (await this.field()).toString('utf8');

@@ -151,6 +151,9 @@ export class Channel {
       return { channel, storedCwd };
     } catch (error) {
       channel.close();
+      // The engine says so on the exec's output, and ends it, when the image has no such user.
+      const said = channel.#reader.unread() + channel.#events.unread();
+      if (said.includes(`unable to find user ${user}`)) throw new NoSuchUserError(user);
       throw error;
     } finally {
       clearTimeout(timer);
@@ -371,6 +374,13 @@ export class Channel {
 
 /** The channel ended, or answered something it should not have. */
 export class ChannelEndedError extends Error {}
+
+/** The image has no such user: the request's mistake, not the sandbox's. */
+export class NoSuchUserError extends Error {
+  constructor(readonly user: string) {
+    super(`no user ${user} in the sandbox`);
+  }
+}
 
 function encode(fields: Field[]): Buffer {
   const parts: Buffer[] = [];

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
-import { ConflictError, DOCKER, UnavailableError } from '../../../errors.js';
+import { ConflictError, DOCKER, UnavailableError, ValidationError } from '../../../errors.js';
 import type { Logger } from '../../../logger.js';
 import type {
   ChannelStats,
@@ -18,6 +18,7 @@ import { backstopSeconds, execOnce } from '../execInContainer.js';
 import {
   Channel,
   ChannelEndedError,
+  NoSuchUserError,
   type ChannelProcess,
   type ProcessSegments,
   type StartDir,
@@ -246,12 +247,24 @@ export class Channels {
   }
 
   /** The user's channel, or undefined when the sandbox's commands take the plain exec. */
-  async #channelOrFallback(containerId: string, user: string): Promise<Channel | undefined> {
+  /**
+   * The user's channel, or undefined when commands take the plain path. A user the image does
+   * not have sends that request alone there, or is a 422 when a channel is required.
+   */
+  async #channelOrFallback(
+    containerId: string,
+    user: string,
+    required = false,
+  ): Promise<Channel | undefined> {
     const sandbox = this.#sandbox(containerId);
     if (sandbox.fallback && sandbox.fallback.until > Date.now()) return undefined;
     try {
       return await this.#channel(containerId, user);
     } catch (error) {
+      if (error instanceof NoSuchUserError) {
+        if (!required) return undefined; // the plain path says what the engine says of that user
+        throw new ValidationError([{ loc: ['user'], msg: error.message, type: 'value_error' }]);
+      }
       if (!(error instanceof ChannelEndedError)) throw error;
       // A channel also ends when its container stops under it: that sandbox is ending, not broken.
       await this.#ensureRunning(containerId);
@@ -279,7 +292,7 @@ export class Channels {
   }
 
   async #requiredChannel(containerId: string, user: string): Promise<Channel> {
-    const channel = await this.#channelOrFallback(containerId, user);
+    const channel = await this.#channelOrFallback(containerId, user, true);
     if (channel) return channel;
     const reason = this.#sandbox(containerId).fallback?.reason ?? 'unknown';
     throw new UnavailableError(
