@@ -120,152 +120,188 @@ async function coldSandbox(userId: string): Promise<WireSandbox & { cold_tier: s
 const remove = async (sandboxId: string) =>
   expect((await call('DELETE', `/sandboxes/${sandboxId}`)).status).toBe(204);
 
+/** A test that needs the cold tier: skipped (after the banner) where the host cannot mount. */
+function coldIt(name: string, test: () => Promise<void>, timeoutMs: number): void {
+  it(
+    name,
+    async () => {
+      if (!unavailable) await test();
+    },
+    timeoutMs,
+  );
+}
+
 describe('the cold tier', () => {
   const user = testUser('cold');
 
-  it('a claimed pool container gets it too', async () => {
-    await until(
-      'the pool has a container',
-      async () => (await call<{ pool: { ready: number } }>('GET', '/health')).body.pool.ready > 0,
-      { timeoutMs: 60_000 },
-    );
-    const claimed = await coldSandbox(testUser('coldpool'));
-    const listed = await run(claimed.sandbox_id, 'touch /data/cold/from-pool && ls /data/cold');
-    expect(listed.stdout).toContain('from-pool');
-    await remove(claimed.sandbox_id);
-  }, 90_000);
-
-  it("is the user's prefix: in S3, in a concurrent sandbox, in the next one, and in no other user's", async () => {
-    const [first, second] = await Promise.all([coldSandbox(user), coldSandbox(user)]);
-    const wrote = await run(
-      first.sandbox_id,
-      'head -c 3145728 /dev/urandom > /data/cold/data.bin && stat -c "%U %a %s" /data/cold/data.bin',
-    );
-    expect(wrote).toMatchObject({ exit_code: 0, stdout: 'agent 644 3145728\n' });
-    const expected = await objectBytes(`users/${user}/cold/data.bin`);
-    expect(expected.length).toBe(3145728);
-    const seen = await run(second.sandbox_id, 'sha256sum < /data/cold/data.bin');
-    expect(seen.stdout.split(' ')[0]).toBe(sha256(expected));
-
-    const stranger = await coldSandbox(testUser('coldother'));
-    const theirs = await run(stranger.sandbox_id, 'ls -A /data/cold; ls -A /data/cold/.. ');
-    expect(theirs.stdout).not.toContain('data.bin');
-    await remove(stranger.sandbox_id);
-
-    await Promise.all([remove(first.sandbox_id), remove(second.sandbox_id)]);
-    expect(hostMounts().filter((path) => path.endsWith(`/users/${user}`))).toEqual([]);
-    const next = await coldSandbox(user);
-    const again = await run(next.sandbox_id, 'sha256sum < /data/cold/data.bin');
-    expect(again.stdout.split(' ')[0]).toBe(sha256(expected));
-    await remove(next.sandbox_id);
-  }, 180_000);
-
-  it('nothing of S3 is inside: no credential, capability, device or endpoint', async () => {
-    const sandbox = await coldSandbox(user);
-    const look =
-      'grep -E "^Cap(Eff|Bnd)" /proc/self/status; env; grep " /data/cold " /proc/self/mountinfo; ls /dev';
-    for (const as of ['agent', 'root']) {
-      const seen = await run(sandbox.sandbox_id, look, { user: as });
-      expect(seen.exit_code).toBe(0);
-      const text = seen.stdout;
-      expect(text).toContain('matrx-cold');
-      for (const secret of [s3.env.AWS_SECRET_ACCESS_KEY, proxy.url, s3.endpoint, 'AWS_']) {
-        expect(text).not.toContain(secret);
-      }
-      expect(text).not.toMatch(/\bfuse\b\n/);
-      // CAP_SYS_ADMIN is bit 21: never in the effective or the bounding set.
-      for (const line of text.split('\n').filter((l) => l.startsWith('Cap'))) {
-        const mask = BigInt(`0x${line.split(/\s+/)[1]}`);
-        expect(mask & (1n << 21n)).toBe(0n);
-      }
-    }
-    await remove(sandbox.sandbox_id);
-  }, 90_000);
-
-  it('writes reach S3 before the sandbox is stopped, a delete through the API shows at once, an append fails loudly', async () => {
-    const sandbox = await coldSandbox(user);
-    await run(sandbox.sandbox_id, 'echo old > /data/cold/gone.txt');
-    const emptied = await call('DELETE', `/users/${user}/storage?tier=cold`);
-    expect(emptied.status).toBe(200);
-    const after = await run(sandbox.sandbox_id, 'ls -A /data/cold');
-    expect(after.stdout).not.toContain('gone.txt');
-
-    await run(sandbox.sandbox_id, 'echo one > /data/cold/log.txt');
-    const appended = await run(sandbox.sandbox_id, 'echo two >> /data/cold/log.txt');
-    expect(appended.exit_code).not.toBe(0);
-    expect((await objectBytes(`users/${user}/cold/log.txt`)).toString()).toBe('one\n');
-
-    const started = await call('POST', `/sandboxes/${sandbox.sandbox_id}/processes`, {
-      command:
-        'for i in $(seq 1 40); do head -c 262144 /dev/zero; sleep 0.05; done > /data/cold/bg.bin',
-    });
-    expect(started.status).toBe(201);
-    await until('the writer has begun', async () =>
-      (await run(sandbox.sandbox_id, 'ls /data/cold')).stdout.includes('bg.bin'),
-    );
-    await remove(sandbox.sandbox_id);
-    // Stopped: what the writer had written when it was stopped is in S3 already.
-    const size = await objectSize(`users/${user}/cold/bg.bin`);
-    expect(size).not.toBeNull();
-    expect((size ?? 0) % 262144).toBe(0);
-  }, 120_000);
-
-  it('S3 down while writing is an error the writer sees', async () => {
-    const sandbox = await coldSandbox(user);
-    const path = `/sandboxes/${sandbox.sandbox_id}/processes`;
-    const started = await call<{ process_id: string }>('POST', path, {
-      command:
-        'set -e; for i in $(seq 1 200); do head -c 262144 /dev/zero; sleep 0.05; done > /data/cold/outage.bin',
-    });
-    expect(started.status).toBe(201);
-    const processPath = `${path}/${started.body.process_id}`;
-    await until('the writer has begun', async () =>
-      (await run(sandbox.sandbox_id, 'ls /data/cold')).stdout.includes('outage.bin'),
-    );
-    await proxy.cut();
-    try {
+  coldIt(
+    'a claimed pool container gets it too',
+    async () => {
       await until(
-        'the writer ended',
-        async () => (await call<{ status: string }>('GET', processPath)).body.status !== 'running',
-        { timeoutMs: 180_000, intervalMs: 500 },
+        'the pool has a container',
+        async () => (await call<{ pool: { ready: number } }>('GET', '/health')).body.pool.ready > 0,
+        { timeoutMs: 60_000 },
       );
-      const ended = await call<{ exit_code: number }>('GET', processPath);
-      const output = await call<{ stderr: string }>('GET', `${processPath}/output`);
-      // A write or the close fails: the writer knows the file is not kept.
-      expect(ended.body.exit_code).not.toBe(0);
-      expect(output.body.stderr).toMatch(/error/i);
-    } finally {
-      await proxy.restore();
-    }
-    const after = await run(sandbox.sandbox_id, 'echo back > /data/cold/after.txt && echo ok');
-    expect(after.stdout).toBe('ok\n');
-    expect((await objectBytes(`users/${user}/cold/after.txt`)).toString()).toBe('back\n');
-    await remove(sandbox.sandbox_id);
-  }, 300_000);
+      const claimed = await coldSandbox(testUser('coldpool'));
+      const listed = await run(claimed.sandbox_id, 'touch /data/cold/from-pool && ls /data/cold');
+      expect(listed.stdout).toContain('from-pool');
+      await remove(claimed.sandbox_id);
+    },
+    90_000,
+  );
 
-  it('a crash leaves mounts the reconciler removes, and a dead mount is bound again', async () => {
-    const crashed = await coldSandbox(user);
-    const container = docker.getContainer(crashed.container_id ?? '');
-    const slot = (await container.inspect()).Mounts.find((m) => m.Destination === '/data/cold');
-    expect(slot?.Source.startsWith(`${coldRoot}/slots/`)).toBe(true);
-    // The container goes without an end (the API never hears of it): its slot stays bound.
-    await container.remove({ force: true });
-    expect(hostMounts()).toContain(slot?.Source);
-    await until(
-      'the reconciler released the slot and the user',
-      () => hostMounts().every((path) => path !== slot?.Source && !path.endsWith(`/${user}`)),
-      { timeoutMs: 30_000 },
-    );
+  coldIt(
+    "is the user's prefix: in S3, in a concurrent sandbox, in the next one, and in no other user's",
+    async () => {
+      const [first, second] = await Promise.all([coldSandbox(user), coldSandbox(user)]);
+      const wrote = await run(
+        first.sandbox_id,
+        'head -c 3145728 /dev/urandom > /data/cold/data.bin && stat -c "%U %a %s" /data/cold/data.bin',
+      );
+      expect(wrote).toMatchObject({ exit_code: 0, stdout: 'agent 644 3145728\n' });
+      const expected = await objectBytes(`users/${user}/cold/data.bin`);
+      expect(expected.length).toBe(3145728);
+      const seen = await run(second.sandbox_id, 'sha256sum < /data/cold/data.bin');
+      expect(seen.stdout.split(' ')[0]).toBe(sha256(expected));
 
-    const living = await coldSandbox(user);
-    await run(living.sandbox_id, 'echo kept > /data/cold/kept.txt');
-    const pid = Number(readFileSync(join(coldRoot, 'rclone.pid'), 'utf8'));
-    process.kill(pid, 'SIGKILL');
-    await until(
-      'the sandbox sees its files again',
-      async () => (await run(living.sandbox_id, 'cat /data/cold/kept.txt')).stdout === 'kept\n',
-      { timeoutMs: 30_000, intervalMs: 500 },
-    );
-    await remove(living.sandbox_id);
-  }, 120_000);
+      const stranger = await coldSandbox(testUser('coldother'));
+      const theirs = await run(stranger.sandbox_id, 'ls -A /data/cold; ls -A /data/cold/.. ');
+      expect(theirs.stdout).not.toContain('data.bin');
+      await remove(stranger.sandbox_id);
+
+      await Promise.all([remove(first.sandbox_id), remove(second.sandbox_id)]);
+      expect(hostMounts().filter((path) => path.endsWith(`/users/${user}`))).toEqual([]);
+      const next = await coldSandbox(user);
+      const again = await run(next.sandbox_id, 'sha256sum < /data/cold/data.bin');
+      expect(again.stdout.split(' ')[0]).toBe(sha256(expected));
+      await remove(next.sandbox_id);
+    },
+    180_000,
+  );
+
+  coldIt(
+    'nothing of S3 is inside: no credential, capability, device or endpoint',
+    async () => {
+      const sandbox = await coldSandbox(user);
+      const look =
+        'grep -E "^Cap(Eff|Bnd)" /proc/self/status; env; grep " /data/cold " /proc/self/mountinfo; ls /dev';
+      for (const as of ['agent', 'root']) {
+        const seen = await run(sandbox.sandbox_id, look, { user: as });
+        expect(seen.exit_code).toBe(0);
+        const text = seen.stdout;
+        expect(text).toContain('matrx-cold');
+        for (const secret of [s3.env.AWS_SECRET_ACCESS_KEY, proxy.url, s3.endpoint, 'AWS_']) {
+          expect(text).not.toContain(secret);
+        }
+        expect(text).not.toMatch(/\bfuse\b\n/);
+        // CAP_SYS_ADMIN is bit 21: never in the effective or the bounding set.
+        for (const line of text.split('\n').filter((l) => l.startsWith('Cap'))) {
+          const mask = BigInt(`0x${line.split(/\s+/)[1]}`);
+          expect(mask & (1n << 21n)).toBe(0n);
+        }
+      }
+      await remove(sandbox.sandbox_id);
+    },
+    90_000,
+  );
+
+  coldIt(
+    'writes reach S3 before the sandbox is stopped, a delete through the API shows at once, an append fails loudly',
+    async () => {
+      const sandbox = await coldSandbox(user);
+      await run(sandbox.sandbox_id, 'echo old > /data/cold/gone.txt');
+      const emptied = await call('DELETE', `/users/${user}/storage?tier=cold`);
+      expect(emptied.status).toBe(200);
+      const after = await run(sandbox.sandbox_id, 'ls -A /data/cold');
+      expect(after.stdout).not.toContain('gone.txt');
+
+      await run(sandbox.sandbox_id, 'echo one > /data/cold/log.txt');
+      const appended = await run(sandbox.sandbox_id, 'echo two >> /data/cold/log.txt');
+      expect(appended.exit_code).not.toBe(0);
+      expect((await objectBytes(`users/${user}/cold/log.txt`)).toString()).toBe('one\n');
+
+      const started = await call('POST', `/sandboxes/${sandbox.sandbox_id}/processes`, {
+        command:
+          'for i in $(seq 1 40); do head -c 262144 /dev/zero; sleep 0.05; done > /data/cold/bg.bin',
+      });
+      expect(started.status).toBe(201);
+      await until('the writer has begun', async () =>
+        (await run(sandbox.sandbox_id, 'ls /data/cold')).stdout.includes('bg.bin'),
+      );
+      await remove(sandbox.sandbox_id);
+      // Stopped: what the writer had written when it was stopped is in S3 already.
+      const size = await objectSize(`users/${user}/cold/bg.bin`);
+      expect(size).not.toBeNull();
+      expect((size ?? 0) % 262144).toBe(0);
+    },
+    120_000,
+  );
+
+  coldIt(
+    'S3 down while writing is an error the writer sees',
+    async () => {
+      const sandbox = await coldSandbox(user);
+      const path = `/sandboxes/${sandbox.sandbox_id}/processes`;
+      const started = await call<{ process_id: string }>('POST', path, {
+        command:
+          'set -e; for i in $(seq 1 200); do head -c 262144 /dev/zero; sleep 0.05; done > /data/cold/outage.bin',
+      });
+      expect(started.status).toBe(201);
+      const processPath = `${path}/${started.body.process_id}`;
+      await until('the writer has begun', async () =>
+        (await run(sandbox.sandbox_id, 'ls /data/cold')).stdout.includes('outage.bin'),
+      );
+      await proxy.cut();
+      try {
+        await until(
+          'the writer ended',
+          async () =>
+            (await call<{ status: string }>('GET', processPath)).body.status !== 'running',
+          { timeoutMs: 180_000, intervalMs: 500 },
+        );
+        const ended = await call<{ exit_code: number }>('GET', processPath);
+        const output = await call<{ stderr: string }>('GET', `${processPath}/output`);
+        // A write or the close fails: the writer knows the file is not kept.
+        expect(ended.body.exit_code).not.toBe(0);
+        expect(output.body.stderr).toMatch(/error/i);
+      } finally {
+        await proxy.restore();
+      }
+      const after = await run(sandbox.sandbox_id, 'echo back > /data/cold/after.txt && echo ok');
+      expect(after.stdout).toBe('ok\n');
+      expect((await objectBytes(`users/${user}/cold/after.txt`)).toString()).toBe('back\n');
+      await remove(sandbox.sandbox_id);
+    },
+    300_000,
+  );
+
+  coldIt(
+    'a crash leaves mounts the reconciler removes, and a dead mount is bound again',
+    async () => {
+      const crashed = await coldSandbox(user);
+      const container = docker.getContainer(crashed.container_id ?? '');
+      const slot = (await container.inspect()).Mounts.find((m) => m.Destination === '/data/cold');
+      expect(slot?.Source.startsWith(`${coldRoot}/slots/`)).toBe(true);
+      // The container goes without an end (the API never hears of it): its slot stays bound.
+      await container.remove({ force: true });
+      expect(hostMounts()).toContain(slot?.Source);
+      await until(
+        'the reconciler released the slot and the user',
+        () => hostMounts().every((path) => path !== slot?.Source && !path.endsWith(`/${user}`)),
+        { timeoutMs: 30_000 },
+      );
+
+      const living = await coldSandbox(user);
+      await run(living.sandbox_id, 'echo kept > /data/cold/kept.txt');
+      const pid = Number(readFileSync(join(coldRoot, 'rclone.pid'), 'utf8'));
+      process.kill(pid, 'SIGKILL');
+      await until(
+        'the sandbox sees its files again',
+        async () => (await run(living.sandbox_id, 'cat /data/cold/kept.txt')).stdout === 'kept\n',
+        { timeoutMs: 30_000, intervalMs: 500 },
+      );
+      await remove(living.sandbox_id);
+    },
+    120_000,
+  );
 });
