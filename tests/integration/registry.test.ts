@@ -33,6 +33,8 @@ beforeAll(async () => {
   s3Client = embeddedS3Client(s3);
   env = {
     ...s3.env,
+    // The API's cold-tier mounts are the reconciler's to sweep: one root for both.
+    MATRX_COLD_ROOT: join(workDir, 'cold'),
     MATRX_SANDBOX_STORE: 'postgres',
     MATRX_DATABASE_URL: database.url,
     MATRX_HOST_ID: hostId,
