@@ -47,3 +47,8 @@ export async function treatingAsDone(
     throw toServiceError(error, what);
   }
 }
+
+/** Whether the engine's output says the image has no such user (an exec as that user). */
+export function saysNoSuchUser(output: string, user: string): boolean {
+  return output.includes(`unable to find user ${user}`);
+}

@@ -10,7 +10,7 @@ import type {
   ProcessStart,
   ProcessStatus,
 } from '../../../ports.js';
-import { toServiceError } from '../dockerErrors.js';
+import { saysNoSuchUser, toServiceError } from '../dockerErrors.js';
 import { ByteReader } from './byteReader.js';
 import { chunkSink } from './sinks.js';
 
@@ -153,7 +153,7 @@ export class Channel {
       channel.close();
       // The engine says so on the exec's output, and ends it, when the image has no such user.
       const said = channel.#reader.unread() + channel.#events.unread();
-      if (said.includes(`unable to find user ${user}`)) throw new NoSuchUserError(user);
+      if (saysNoSuchUser(said, user)) throw new NoSuchUserError(user);
       throw error;
     } finally {
       clearTimeout(timer);

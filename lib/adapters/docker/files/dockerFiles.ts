@@ -18,7 +18,7 @@ import type {
   SearchQuery,
   SearchResult,
 } from '../../../ports.js';
-import { dockerStatus, toServiceError } from '../dockerErrors.js';
+import { dockerStatus, saysNoSuchUser, toServiceError } from '../dockerErrors.js';
 import {
   fileCommand,
   parseAnswer,
@@ -273,7 +273,7 @@ export class DockerFiles implements SandboxFiles {
 
 /** The engine's words for a user the container's passwd does not have: the caller's mistake. */
 function refuseUnknownUser(result: { exitCode: number; stdout: string }, user: string): void {
-  if (result.exitCode === 126 && result.stdout.includes(`unable to find user ${user}`)) {
+  if (result.exitCode === 126 && saysNoSuchUser(result.stdout, user)) {
     throw new ValidationError([
       { loc: ['user'], msg: `no user ${user} in the sandbox`, type: 'value_error' },
     ]);
