@@ -196,8 +196,8 @@ export interface PoolContainer {
 }
 
 export interface StartOptions {
-  /** False for a pool container: its command channel is opened once a sandbox claims it. */
-  openChannel?: boolean;
+  /** A pool container: root's command channel is opened too, for its claim. */
+  pool?: boolean;
 }
 
 /** The container engine, as the service needs it. Docker is the one implementation. */

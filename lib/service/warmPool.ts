@@ -238,7 +238,7 @@ export class WarmPool {
       container.containerId,
       this.settings.readyTimeoutSeconds * 1000,
       () => undefined,
-      { openChannel: false },
+      { pool: true },
     );
     if (!outcome.ready) return false;
     this.#add({ name: container.name, containerId: container.containerId }, hash);
@@ -264,7 +264,7 @@ export class WarmPool {
         containerId,
         this.settings.readyTimeoutSeconds * 1000,
         () => undefined,
-        { openChannel: false },
+        { pool: true },
       );
       if (!outcome.ready) throw new Error(`not ready: ${outcome.reason}`);
       this.#known.delete(spec.name);

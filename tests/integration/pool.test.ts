@@ -139,6 +139,17 @@ describe('the warm pool', () => {
       env: { GREETING: 'override' },
     });
     expect(perCommand.body.stdout).toBe('override\n');
+    // A background process too: the pool container's channels opened before its claim.
+    const processes = `/sandboxes/${sandbox.sandbox_id}/processes`;
+    const started = await call<{ process_id: string }>('POST', processes, {
+      command: 'echo "$USER_ID $GREETING"',
+    });
+    expect(started.status).toBe(201);
+    const read = await call<{ stdout: string }>(
+      'GET',
+      `${processes}/${started.body.process_id}/output?wait=5`,
+    );
+    expect(read.body.stdout).toBe(`${user} hi there\n`);
 
     const listed = await call<{ sandboxes: WireSandbox[] }>('GET', '/sandboxes');
     expect(listed.body.sandboxes.map((s) => s.container_id)).toEqual([sandbox.container_id]);

@@ -1,10 +1,14 @@
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import tar from 'tar-stream';
 import {
   claimArchive,
+  claimScript,
   newClaimSecret,
   shellQuote,
   verifiedIdentity,
@@ -78,4 +82,37 @@ describe('the claim record', () => {
       { numRuns: 20 },
     );
   });
+
+  it("root's channel writes the same files as the archive, byte for byte and with its modes", async () => {
+    const root = mkdtempSync(join(tmpdir(), 'claim-'));
+    try {
+      await fc.assert(
+        fc.asyncProperty(identity, async (value) => {
+          const clean = { ...value, env: withoutNul(value.env) };
+          const secret = newClaimSecret();
+          const expected = await filesOf(claimArchive(clean, secret));
+          rmSync(join(root, 'run'), { recursive: true, force: true });
+          mkdirSync(join(root, 'run/matrx'), { recursive: true });
+          mkdirSync(join(root, 'etc/profile.d'), { recursive: true });
+          // Where the script writes (after `> `), under a scratch root.
+          const script = claimScript(clean, secret).replace(/(?<=> )\/(?=run|etc)/g, `${root}/`);
+          execFileSync('bash', ['-c', script]);
+          for (const [name, text] of expected) {
+            if (name.endsWith('/')) continue;
+            expect(readFileSync(join(root, name), 'utf8')).toBe(text);
+          }
+          expect(statSync(join(root, 'run/matrx/sandbox.json')).mode & 0o777).toBe(0o600);
+          expect(statSync(join(root, 'run/matrx/sandbox.env')).mode & 0o777).toBe(0o644);
+        }),
+        { numRuns: 25 },
+      );
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
+
+/** NUL cannot be in an environment value (the API refuses it). */
+function withoutNul(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replaceAll('\0', '')]));
+}

@@ -21,6 +21,7 @@ const path = fc
   .map((segments) => `/${segments.join('/')}`);
 
 const entry = fc.record({
+  mountId: fc.nat(100_000).map(String),
   device: fc.tuple(fc.nat(300), fc.nat(300)).map(([major, minor]) => `${major}:${minor}`),
   root: path,
   mountPoint: path,
@@ -33,7 +34,7 @@ const entry = fc.record({
 function line(mount: MountEntry, id: number): string {
   const optional = mount.shared ? [`shared:${id}`, `master:${id + 1}`] : [];
   return [
-    id,
+    mount.mountId,
     1,
     mount.device,
     escapeMountPath(mount.root),
@@ -73,6 +74,7 @@ describe('parseMountInfo', () => {
       '184 166 0:63 /alice/cold /var/lib/matrx/cold/slots/sbx-1 rw,nosuid master:7 - fuse.rclone matrx-cold rw,user_id=0\n',
     );
     expect(parsed).toEqual({
+      mountId: '184',
       device: '0:63',
       root: '/alice/cold',
       mountPoint: '/var/lib/matrx/cold/slots/sbx-1',

@@ -51,23 +51,51 @@ export function shellQuote(value: string): string {
   return `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
+interface ClaimFiles {
+  record: string;
+  envFile: string;
+  profile: string;
+}
+
+function claimFiles(identity: SandboxIdentity, secret: string): ClaimFiles {
+  const body = JSON.stringify(bodyOf(identity));
+  return {
+    record: JSON.stringify({ body, mac: macOf(secret, body) }),
+    envFile: Object.entries(identity.env)
+      .map(([name, value]) => `export ${name}=${shellQuote(value)}\n`)
+      .join(''),
+    profile: `[ -r ${ENV_FILE_PATH} ] && . ${ENV_FILE_PATH}\n`,
+  };
+}
+
+/**
+ * The same files as `claimArchive`, as a command for root's command channel (bash builtins only:
+ * a fork-free write, where the engine's archive call costs a mount of the container's root).
+ */
+export function claimScript(identity: SandboxIdentity, secret: string): string {
+  const { record, envFile, profile } = claimFiles(identity, secret);
+  const write = (path: string, mode: string, text: string) =>
+    `{ umask ${mode}; printf %s ${shellQuote(text)} > ${path}; }`;
+  return [
+    // /run/matrx is the command channel's; a missing /etc/profile.d fails it (then the archive).
+    'set -e',
+    write(ENV_FILE_PATH, '022', envFile),
+    write(`/${PROFILE_SCRIPT}`, '022', profile),
+    // Last: a record present means the files before it were written.
+    write(RECORD_PATH, '077', record),
+  ].join('\n');
+}
+
 /** The record, the env file and the profile script, as one archive to extract at `/`. */
 export function claimArchive(identity: SandboxIdentity, secret: string): Readable {
-  const body = JSON.stringify(bodyOf(identity));
-  const record = JSON.stringify({ body, mac: macOf(secret, body) });
-  const envFile = Object.entries(identity.env)
-    .map(([name, value]) => `export ${name}=${shellQuote(value)}\n`)
-    .join('');
+  const { record, envFile, profile } = claimFiles(identity, secret);
   const pack = tar.pack();
   const root = { uid: 0, gid: 0 };
   pack.entry({ name: 'run/', type: 'directory', mode: 0o755, ...root });
   pack.entry({ name: 'run/matrx/', type: 'directory', mode: 0o755, ...root });
   // Readable by every user of the sandbox, as the container's environment is.
   pack.entry({ name: ENV_FILE_PATH.slice(1), mode: 0o644, ...root }, envFile);
-  pack.entry(
-    { name: PROFILE_SCRIPT, mode: 0o644, ...root },
-    `[ -r ${ENV_FILE_PATH} ] && . ${ENV_FILE_PATH}\n`,
-  );
+  pack.entry({ name: PROFILE_SCRIPT, mode: 0o644, ...root }, profile);
   // Last: a record present means the files before it were written.
   pack.entry({ name: RECORD_PATH.slice(1), mode: 0o600, ...root }, record);
   pack.finalize();

@@ -39,6 +39,7 @@ import { Channels } from './channel/channels.js';
 import {
   CLAIM_SECRET_LABEL,
   claimArchive,
+  claimScript,
   newClaimSecret,
   RECORD_PATH,
   verifiedIdentity,
@@ -53,6 +54,8 @@ const READY_MARKER = '/tmp/.sandbox_ready';
 const MARKER_POLL_MS = 250;
 const PING_TIMEOUT_MS = 2000;
 const PIDS_LIMIT = 4096;
+const CLAIM_WRITE_TIMEOUT_SECONDS = 10;
+const CLAIM_WRITE_OUTPUT_BYTES = 4096;
 /** How much longer than the engine's own 10 s a killed container is waited for, and how often. */
 const EXIT_WAIT_MS = 60_000;
 const EXIT_POLL_MS = 500;
@@ -88,7 +91,8 @@ export class DockerRuntime implements ContainerRuntime {
    */
   readonly #identities = new Map<string, Promise<SandboxIdentity | null>>();
   /** Pool containers' claim secrets, from their create or a listing: a claim needs no inspect. */
-  readonly #secrets = new Map<string, string>();
+  /** Null: a container with no secret (not a pool one), which labels cannot change. */
+  readonly #secrets = new Map<string, string | null>();
   #diskLimitMode: Promise<DiskLimitMode> | undefined;
 
   constructor(
@@ -212,7 +216,7 @@ export class DockerRuntime implements ContainerRuntime {
   /** The container's claim secret; none for a container that is not a pool one (or is gone). */
   async #secretOf(containerId: string): Promise<string | undefined> {
     const known = this.#secrets.get(containerId);
-    if (known) return known;
+    if (known !== undefined) return known ?? undefined;
     let labels: Record<string, string>;
     try {
       const info = await this.#call('inspect', containerId, () =>
@@ -224,7 +228,7 @@ export class DockerRuntime implements ContainerRuntime {
       throw toServiceError(error, `inspect container ${containerId}`);
     }
     const secret = labels[CLAIM_SECRET_LABEL];
-    if (secret) this.#secrets.set(containerId, secret);
+    this.#secrets.set(containerId, secret ?? null);
     return secret;
   }
 
@@ -283,10 +287,35 @@ export class DockerRuntime implements ContainerRuntime {
     updated.catch(() => undefined); // awaited below
     const secret = await this.#secretOf(containerId);
     if (!secret) throw new ConflictError(`container ${containerId} is not a pool container`);
-    await this.writeArchive(containerId, '/', claimArchive(identity, secret));
-    await updated;
+    // Known before it is written: the write's own command would otherwise look for the record.
     this.#identities.set(containerId, Promise.resolve(identity));
-    this.#channels.warm(containerId);
+    try {
+      await this.#writeClaim(containerId, identity, secret);
+      await updated;
+    } catch (error) {
+      this.#identities.delete(containerId);
+      throw error;
+    }
+  }
+
+  /** Through root's channel, opened in the pool; the engine's archive call where that fails. */
+  async #writeClaim(containerId: string, identity: SandboxIdentity, secret: string) {
+    const written = await this.#channels
+      .exec(containerId, {
+        command: claimScript(identity, secret),
+        user: 'root',
+        timeoutSeconds: CLAIM_WRITE_TIMEOUT_SECONDS,
+        maxOutputBytes: CLAIM_WRITE_OUTPUT_BYTES,
+        keepCwd: true,
+      })
+      .catch((error: unknown) => ({ exitCode: -1, stderr: String(error) }));
+    if (written.exitCode === 0) return;
+    this.logger.warn('claim record not written through the channel: writing an archive', {
+      container_id: containerId,
+      exit_code: written.exitCode,
+      stderr: written.stderr.slice(0, 500),
+    });
+    await this.writeArchive(containerId, '/', claimArchive(identity, secret));
   }
 
   #update(containerId: string, limits: ClaimLimits): Promise<void> {
@@ -334,7 +363,7 @@ export class DockerRuntime implements ContainerRuntime {
           ...(sized && { StorageOpt: { size: String(this.options.diskLimitBytes) } }),
         },
       });
-      if (secret) this.#secrets.set(container.id, secret);
+      this.#secrets.set(container.id, secret ?? null);
       return container.id;
     } catch (error) {
       if (dockerStatus(error) === 404) {
@@ -380,7 +409,13 @@ export class DockerRuntime implements ContainerRuntime {
           ]),
         false,
       );
-      if (outcome.ready && options.openChannel !== false) this.#channels.warm(containerId);
+      // A pool container's root channel writes its claim; its default user's runs what follows.
+      if (outcome.ready) {
+        this.#channels.warm(
+          containerId,
+          options.pool ? [this.options.firstCommandUser, 'root'] : undefined,
+        );
+      }
       return outcome;
     } finally {
       stop.abort();

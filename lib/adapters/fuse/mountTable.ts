@@ -1,5 +1,7 @@
 /** One line of /proc/self/mountinfo: what is mounted where, and from which filesystem. */
 export interface MountEntry {
+  /** The kernel's id of this mount (not reused while it exists). */
+  mountId: string;
   /** `major:minor` of the filesystem: every bind of one FUSE mount shares it. */
   device: string;
   /** The directory of that filesystem seen at the mount point. */
@@ -36,10 +38,11 @@ export function parseMountInfo(text: string): MountEntry[] {
     const fields = line.split(' ');
     const separator = fields.indexOf('-', 6);
     if (separator < 0 || fields.length < separator + 3) continue;
-    const [, , device, root, mountPoint] = fields;
-    if (!device || !root || !mountPoint || !/^\d+:\d+$/.test(device)) continue;
+    const [mountId, , device, root, mountPoint] = fields;
+    if (!mountId || !device || !root || !mountPoint || !/^\d+:\d+$/.test(device)) continue;
     const optional = fields.slice(6, separator);
     entries.push({
+      mountId,
       device,
       root: unescape(root),
       mountPoint: unescape(mountPoint),

@@ -50,6 +50,8 @@ const PASSED_ENV = /^(PATH|HOME|TMPDIR|AWS_(?!CA_BUNDLE$|ENDPOINT_URL)[A-Z0-9_]+
 export class RcloneColdMounts implements ColdMounts {
   #prepared: Promise<string | null> | undefined;
   #mounting: Promise<MountEntry> | undefined;
+  /** The bucket mount whose identity file was found to be this service's. */
+  #verifiedMount: string | undefined;
   /** One attach or detach at a time per user in this process. */
   readonly #userLocks = new Map<string, Promise<unknown>>();
 
@@ -106,18 +108,20 @@ export class RcloneColdMounts implements ColdMounts {
 
   async attach(userId: string, slot: string): Promise<void> {
     await this.#withUser(userId, async () => {
-      // One retry: another process may unmount the user's bind between our bind and the slot's.
-      for (let attempt = 0; ; attempt += 1) {
-        const bucket = await this.#bucketMount();
-        const userDir = await this.#bindUser(userId, bucket);
-        const slotDir = this.slotPath(slot);
-        await this.#unmountIfMounted(slotDir);
-        await mkdir(slotDir, { recursive: true, mode: 0o755 });
-        await run('mount', ['--bind', userDir, slotDir]);
-        if (mountAt(await this.#table(), slotDir)?.device === bucket.device) return;
-        await this.#unmountIfMounted(slotDir);
-        if (attempt > 0) throw new UnavailableError(S3, `The cold tier of ${userId} did not mount`);
-      }
+      const { bucket, table } = await this.#bucketMount();
+      const slotDir = this.slotPath(slot);
+      if (mountAt(table, slotDir)) await this.#unmount(slotDir);
+      const userBound = mountAt(table, this.#userDir(userId))?.device === bucket.device;
+      // Through the mount: the prefix exists for rclone from now on, files or not.
+      const prefix = join(this.#bucketDir, this.#prefixOf(userId));
+      if (!userBound) await mkdir(prefix, { recursive: true });
+      await mkdir(slotDir, { recursive: true, mode: 0o755 });
+      // The slot straight from the prefix, beside the user's bind (the same mount): a claim
+      // waits for one mount, not two in a row.
+      await Promise.all([
+        userBound ? undefined : this.#bindUser(userId, table, prefix),
+        run('mount', ['--bind', prefix, slotDir]),
+      ]);
     });
   }
 
@@ -225,18 +229,12 @@ export class RcloneColdMounts implements ColdMounts {
     }
   }
 
-  /** The user's bind of their prefix, made when it is not there (or belongs to a dead mount). */
-  async #bindUser(userId: string, bucket: MountEntry): Promise<string> {
+  /** The user's bind of their prefix, in place of one of a dead mount. */
+  async #bindUser(userId: string, table: MountEntry[], prefix: string): Promise<void> {
     const userDir = this.#userDir(userId);
-    const current = mountAt(await this.#table(), userDir);
-    if (current?.device === bucket.device) return userDir;
-    if (current) await this.#unmountIfMounted(userDir);
-    // Through the mount: the prefix exists for rclone from now on, files or not.
-    const prefix = join(this.#bucketDir, this.#prefixOf(userId));
-    await mkdir(prefix, { recursive: true });
+    if (mountAt(table, userDir)) await this.#unmount(userDir);
     await mkdir(userDir, { recursive: true, mode: 0o700 });
     await run('mount', ['--bind', prefix, userDir]);
-    return userDir;
   }
 
   /** True when it unmounted the user's bind: no slot shows that user's prefix any more. */
@@ -272,7 +270,10 @@ export class RcloneColdMounts implements ColdMounts {
   }
 
   async #unmountIfMounted(path: string): Promise<void> {
-    if (!mountAt(await this.#table(), path)) return;
+    if (mountAt(await this.#table(), path)) await this.#unmount(path);
+  }
+
+  async #unmount(path: string): Promise<void> {
     try {
       await run('umount', [path]);
     } catch {
@@ -294,6 +295,8 @@ export class RcloneColdMounts implements ColdMounts {
     } catch {
       return undefined;
     }
+    // A mount keeps the bucket it was made for: read once per mount.
+    if (entry.mountId === this.#verifiedMount) return entry;
     const madeFor = await readFile(this.#identityFile, 'utf8').catch(() => '');
     if (madeFor !== this.#identity) {
       // Never another bucket's files at a user's /data/cold.
@@ -302,6 +305,7 @@ export class RcloneColdMounts implements ColdMounts {
         `${this.settings.root} holds a mount of another bucket or S3 server (${madeFor || 'unknown'}): give this service its own MATRX_COLD_ROOT`,
       );
     }
+    this.#verifiedMount = entry.mountId;
     return entry;
   }
 
@@ -315,15 +319,16 @@ export class RcloneColdMounts implements ColdMounts {
     return JSON.stringify({ bucket, endpoint: endpoint ?? 'aws', region });
   }
 
-  /** The bucket mount, started once for the host and again if its rclone died. */
-  async #bucketMount(): Promise<MountEntry> {
+  /** The bucket mount (started once for the host and again if its rclone died), and the table. */
+  async #bucketMount(): Promise<{ bucket: MountEntry; table: MountEntry[] }> {
     const reason = await this.unavailableReason();
     if (reason) throw new UnavailableError(S3, `The cold tier is unavailable: ${reason}`);
     const table = await this.#table();
     const live = await this.#liveBucket(table);
-    if (live) return live;
+    if (live) return { bucket: live, table };
     this.#mounting ??= this.#mountBucket(table).finally(() => (this.#mounting = undefined));
-    return this.#mounting;
+    const bucket = await this.#mounting;
+    return { bucket, table: await this.#table() };
   }
 
   async #mountBucket(table: MountEntry[]): Promise<MountEntry> {

@@ -104,15 +104,12 @@ export class Channel {
     containerId: string,
     user: string,
     script: string,
-    /** Over the container's own: a claimed pool container's sandbox environment. */
-    env: Record<string, string> = {},
   ): Promise<{ channel: Channel; storedCwd: string }> {
     let stream: Duplex;
     try {
       const exec = await docker.getContainer(containerId).exec({
         Cmd: ['bash', '-c', script, 'matrx-channel', user],
         User: user,
-        Env: Object.entries(env).map(([name, value]) => `${name}=${value}`),
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,

@@ -87,9 +87,11 @@ export class Channels {
     return { open, fallback };
   }
 
-  /** Opens the default user's channel ahead of the first command. */
-  warm(containerId: string): void {
-    void this.#channelOrFallback(containerId, this.options.defaultUser).catch(() => undefined);
+  /** Opens these users' channels (the default user's when none is named) ahead of use. */
+  warm(containerId: string, users: string[] = [this.options.defaultUser]): void {
+    for (const user of users) {
+      void this.#channelOrFallback(containerId, user).catch(() => undefined);
+    }
   }
 
   async exec(containerId: string, request: ExecRequest): Promise<ExecResult> {
@@ -98,18 +100,11 @@ export class Channels {
       ? { ...this.#startDir(sandbox, undefined), kept: true }
       : this.#startDir(sandbox, request.cwd);
     const channel = await this.#channelOrFallback(containerId, request.user);
+    const withEnv = { ...request, env: await this.#envOf(containerId, request.env) };
     const result = channel
-      ? await channel.exec(request, start, backstopSeconds(request.timeoutSeconds))
-      : await this.options.logged('exec', containerId, async () =>
-          execOnce(
-            this.docker,
-            containerId,
-            {
-              ...request,
-              env: { ...(await this.options.sandboxEnv(containerId)), ...request.env },
-            },
-            start,
-          ),
+      ? await channel.exec(withEnv, start, backstopSeconds(request.timeoutSeconds))
+      : await this.options.logged('exec', containerId, () =>
+          execOnce(this.docker, containerId, withEnv, start),
         );
     // A command that left no record (it failed to start, or replaced its shell) moves nothing.
     if (result.cwd && !start.kept) sandbox.cwd = result.cwd;
@@ -120,7 +115,7 @@ export class Channels {
     const sandbox = this.#sandbox(containerId);
     const channel = await this.#requiredChannel(containerId, start.user);
     const process = await channel.startProcess(
-      start,
+      { ...start, env: await this.#envOf(containerId, start.env) },
       this.#startDir(sandbox, start.cwd),
       outputSegments(this.options.processOutputBytes),
     );
@@ -354,13 +349,20 @@ export class Channels {
       throw error;
     });
     await sandbox.prepared;
-    const env = await this.options.sandboxEnv(containerId);
     const { channel, storedCwd } = await this.options.logged('open_channel', containerId, () =>
-      Channel.open(this.docker, containerId, user, CHANNEL_SCRIPT, env),
+      Channel.open(this.docker, containerId, user, CHANNEL_SCRIPT),
     );
     sandbox.cwd ??= storedCwd || undefined;
     sandbox.fallback = undefined;
     return channel;
+  }
+
+  /**
+   * A claimed pool container's sandbox environment under the request's, given with each command
+   * (not when its channel opens): a pool container's channels open before its claim.
+   */
+  async #envOf(containerId: string, env: Record<string, string> | undefined) {
+    return { ...(await this.options.sandboxEnv(containerId)), ...env };
   }
 
   /**
