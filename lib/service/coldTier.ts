@@ -55,13 +55,26 @@ export class ColdTier {
   }
 
   /** After the container stopped: its slot emptied, and the user's bind with their last slot. */
-  async release(sandbox: Sandbox, containerId: string): Promise<void> {
+  release(sandbox: Sandbox, containerId: string): Promise<void> {
+    return this.#detach(sandbox, async () => {
+      const slot = await this.runtime.coldSlotOf(containerId);
+      return slot && basename(slot);
+    });
+  }
+
+  /** A slot filled for a container that is gone (a pool container lost before its claim). */
+  releaseSlot(sandbox: Sandbox, slotName: string): Promise<void> {
+    return this.#detach(sandbox, () => Promise.resolve(slotName));
+  }
+
+  async #detach(sandbox: Sandbox, slotOf: () => Promise<string | null>): Promise<void> {
     if (!this.mounts || (await this.unavailableReason())) return;
     try {
-      const slot = await this.runtime.coldSlotOf(containerId);
-      if (slot) await this.mounts.detach(basename(slot));
+      const slot = await slotOf();
+      if (slot) await this.mounts.detach(slot);
     } catch (error) {
-      // Its writes are in S3 already (the container stopped); the sweep takes the mount away.
+      // Every write is in S3 already (the container stopped, or never ran the user's code); the
+      // sweep takes the mount away.
       sandboxLog(this.logger, sandbox).warn('cold tier not released: the sweep will', { error });
     }
   }

@@ -27,6 +27,9 @@ const ARCHIVE_ROOT = `${posix.basename(HOT_PATH)}/`;
 const SMALL_FILE_BYTES = 1024 * 1024;
 const PARALLEL_TRANSFERS = 16;
 
+/** The files of a user's saved home in S3: key and path under the home. */
+export type HomeListing = { key: string; path: string }[];
+
 /**
  * Moves a user's home between S3 and a container through Docker's archive API, streaming: the
  * orchestrator holds at most a few small files at a time, and the sandbox never sees credentials.
@@ -61,14 +64,12 @@ export class HomeSync {
   }
 
   /**
-   * Puts the user's saved home into the container (created and not yet started, or a claimed
-   * pool container, running), in one archive extracted at `/`: the files under the home, then the
-   * manifest of what was restored. A restore cut short leaves no manifest, so its save deletes
-   * nothing: it can only upload again.
+   * What a restore of the user's home will fetch: one S3 list, which a claim starts before it
+   * has its container. A new user's prefixes are marked off the create's path.
    */
-  async restore(userId: string, containerId: string): Promise<number> {
+  async list(userId: string): Promise<HomeListing> {
     const prefix = userKey(userId, 'hot');
-    const objects: { key: string; path: string }[] = [];
+    const objects: HomeListing = [];
     let hasKeep = false;
     for await (const object of this.storage.list(prefix)) {
       const path = object.key.slice(prefix.length);
@@ -76,7 +77,6 @@ export class HomeSync {
       // Folder markers, and keys some other writer gave `..` or `.` segments, are not files here.
       else if (isStorablePath(path)) objects.push({ key: object.key, path });
     }
-    // A new user's prefixes are marked off the create's path: an empty home costs one S3 list.
     if (!hasKeep) {
       this.#ensurePrefixes(userId).catch((error: unknown) =>
         this.logger.warn("a new user's S3 prefixes could not be marked", {
@@ -85,6 +85,21 @@ export class HomeSync {
         }),
       );
     }
+    return objects;
+  }
+
+  /**
+   * Puts the user's saved home into the container (created and not yet started, or a claimed
+   * pool container, running), in one archive extracted at `/`: the files under the home, then the
+   * manifest of what was restored. A restore cut short leaves no manifest, so its save deletes
+   * nothing: it can only upload again.
+   */
+  async restore(
+    userId: string,
+    containerId: string,
+    listing: Promise<HomeListing> = this.list(userId),
+  ): Promise<number> {
+    const objects = await listing;
     const snapshot: Snapshot = new Map();
     if (objects.length === 0) return 0;
 

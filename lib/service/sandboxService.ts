@@ -31,7 +31,7 @@ import type {
 import type { ColdTier } from './coldTier.js';
 import { hostEnv, identityEnv } from './containerEnv.js';
 import type { SandboxEnding } from './ending.js';
-import type { HomeSync } from './homeSync.js';
+import type { HomeListing, HomeSync } from './homeSync.js';
 import { commandFingerprint } from './commandLog.js';
 import type { InFlight } from './inFlight.js';
 import { inContainer, type SandboxAccess } from './sandboxAccess.js';
@@ -88,26 +88,39 @@ export class SandboxService {
   async create(userId: string, config: KnownConfig & Record<string, unknown>): Promise<Sandbox> {
     const resolved = resolveConfig(config, this.settings.config);
     const sandbox = newSandbox(userId, config, this.settings.hostId, new Date(), resolved);
-    await this.store.save(sandbox);
-    sandboxLog(this.logger, sandbox).info('sandbox create requested', {
-      template: resolved.template,
-      cpu: resolved.cpu,
-      memory_bytes: resolved.memoryBytes,
-      network: resolved.network,
-      ttl_seconds: resolved.ttlSeconds,
-      // Names only: the values are the caller's secrets.
-      env_names: Object.keys(resolved.env),
-    });
-    return this.inFlight.run(sandbox.sandboxId, () => this.#provision(sandbox, resolved));
+    const { pool } = this;
+    const member = pool?.canServe(resolved) ? pool.take() : undefined;
+    try {
+      // A claim's S3 list of the home and its cold-tier mount run beside the row's write.
+      const listing = member && this.homes?.list(userId);
+      listing?.catch(() => undefined); // awaited by the restore
+      const attached = member && this.cold?.attach(sandbox, member.name);
+      await this.store.save(sandbox);
+      sandboxLog(this.logger, sandbox).info('sandbox create requested', {
+        template: resolved.template,
+        cpu: resolved.cpu,
+        memory_bytes: resolved.memoryBytes,
+        network: resolved.network,
+        ttl_seconds: resolved.ttlSeconds,
+        // Names only: the values are the caller's secrets.
+        env_names: Object.keys(resolved.env),
+      });
+      const fromPool = pool && member ? { pool, member, listing, attached } : undefined;
+      return await this.inFlight.run(sandbox.sandboxId, () =>
+        this.#provision(sandbox, resolved, fromPool),
+      );
+    } finally {
+      if (member) pool?.release(member);
+    }
   }
 
-  async #provision(sandbox: Sandbox, config: ResolvedConfig): Promise<Sandbox> {
+  async #provision(sandbox: Sandbox, config: ResolvedConfig, fromPool?: PoolClaim) {
     const { sandboxId, userId } = sandbox;
     const log = sandboxLog(this.logger, sandbox);
     let containerId: string | null = null;
     try {
       const claimStarted = performance.now();
-      const claimed = await this.#fromPool(sandbox, config);
+      const claimed = fromPool ? await this.#claim(fromPool, sandbox, config) : null;
       if (claimed) {
         containerId = claimed.containerId;
         await this.#move(sandboxId, { status: 'starting', containerId }, 'pool container claimed');
@@ -188,25 +201,14 @@ export class SandboxService {
   }
 
   /**
-   * Takes a ready pool container, when the pool can serve this config, and makes it the
-   * sandbox's: renamed to its id (the claim), then its limits and identity set while the user's
-   * home is restored. Null when there is none to take or it cannot be set up (then the sandbox is
-   * created as without a pool); a failed restore fails the create, as it would without a pool.
+   * Makes a ready pool container (taken by `create`, which started its home's S3 list and its
+   * cold-tier mount) the sandbox's: renamed to its id (the claim), then its limits and identity
+   * set while the user's home is restored. Null when it is gone or cannot be set up (then the
+   * sandbox is created as without a pool); a failed restore fails the create, as it would
+   * without a pool.
    */
-  async #fromPool(sandbox: Sandbox, config: ResolvedConfig): Promise<Claimed | null> {
-    const { pool } = this;
-    const member = pool?.canServe(config) ? pool.take() : undefined;
-    if (!pool || !member) return null;
-    try {
-      return await this.#claim(pool, member, sandbox, config);
-    } finally {
-      pool.release(member);
-    }
-  }
-
   async #claim(
-    pool: WarmPool,
-    member: PoolMember,
+    { pool, member, listing, attached = Promise.resolve('unavailable') }: PoolClaim,
     sandbox: Sandbox,
     config: ResolvedConfig,
   ): Promise<Claimed | null> {
@@ -215,15 +217,15 @@ export class SandboxService {
     const { containerId } = member;
     if (!claimed) {
       log.warn('pool container gone before its claim: creating one', { pool_name: member.name });
+      if ((await attached) === 'mounted') await this.cold?.releaseSlot(sandbox, member.name);
       return null;
     }
     log.info('pool container claimed', { pool_name: member.name, container_id: containerId });
     if (this.settings.claimPauseMs > 0) await delay(this.settings.claimPauseMs);
     const restored = this.homes
-      ? this.homes.restore(sandbox.userId, containerId)
+      ? this.homes.restore(sandbox.userId, containerId, listing)
       : Promise.resolve(undefined);
     restored.catch(() => undefined); // awaited below, whichever way the set-up goes
-    const attached = this.cold?.attach(sandbox, member.name) ?? Promise.resolve('unavailable');
     try {
       await this.runtime.assignSandbox(
         containerId,
@@ -384,6 +386,15 @@ export class SandboxService {
 }
 
 /** A pool container made the sandbox's, and whether its /data/cold shows the user's prefix. */
+interface PoolClaim {
+  pool: WarmPool;
+  member: PoolMember;
+  /** The home's S3 list, under way. */
+  listing: Promise<HomeListing> | undefined;
+  /** The user's cold tier put into the pool container's slot, under way. */
+  attached: Promise<ColdTierState> | undefined;
+}
+
 interface Claimed {
   containerId: string;
   coldTier: ColdTierState;

@@ -8,6 +8,7 @@ import { S3, UnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { ColdMounts, ColdSweep } from '../../ports.js';
 import { mountAt, parseMountInfo, type MountEntry } from './mountTable.js';
+import { MountRunner } from './mountRunner.js';
 
 const run = promisify(execFile);
 
@@ -52,13 +53,16 @@ export class RcloneColdMounts implements ColdMounts {
   #mounting: Promise<MountEntry> | undefined;
   /** The bucket mount whose identity file was found to be this service's. */
   #verifiedMount: string | undefined;
+  readonly #mounter: MountRunner;
   /** One attach or detach at a time per user in this process. */
   readonly #userLocks = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly settings: ColdMountSettings,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.#mounter = new MountRunner(join(settings.root, 'mount.err'));
+  }
 
   get #bucketDir(): string {
     return join(this.settings.root, 'bucket');
@@ -94,9 +98,9 @@ export class RcloneColdMounts implements ColdMounts {
       await mkdir(root, { recursive: true, mode: 0o700 });
       // Binds made under the root must reach the containers: the root is a shared mount.
       let here = mountAt(await this.#table(), root);
-      if (!here) await run('mount', ['--bind', root, root]);
+      if (!here) await this.#mounter.run(['mount', '--bind', root, root]);
       here = mountAt(await this.#table(), root);
-      if (!here?.shared) await run('mount', ['--make-shared', root]);
+      if (!here?.shared) await this.#mounter.run(['mount', '--make-shared', root]);
       for (const dir of ['bucket', 'users', 'slots']) {
         await mkdir(join(root, dir), { recursive: true, mode: 0o700 });
       }
@@ -120,7 +124,7 @@ export class RcloneColdMounts implements ColdMounts {
       // waits for one mount, not two in a row.
       await Promise.all([
         userBound ? undefined : this.#bindUser(userId, table, prefix),
-        run('mount', ['--bind', prefix, slotDir]),
+        this.#mounter.run(['mount', '--bind', prefix, slotDir]),
       ]);
     });
   }
@@ -203,6 +207,14 @@ export class RcloneColdMounts implements ColdMounts {
    * stays: another process of the service (the reconciler, the API) may be creating sandboxes.
    */
   async close(): Promise<void> {
+    try {
+      await this.#unmountBucketIfUnused();
+    } finally {
+      this.#mounter.close();
+    }
+  }
+
+  async #unmountBucketIfUnused(): Promise<void> {
     if (!this.#prepared || (await this.#prepared)) return;
     const { root } = this.settings;
     const held = (await this.#table()).some(
@@ -234,7 +246,7 @@ export class RcloneColdMounts implements ColdMounts {
     const userDir = this.#userDir(userId);
     if (mountAt(table, userDir)) await this.#unmount(userDir);
     await mkdir(userDir, { recursive: true, mode: 0o700 });
-    await run('mount', ['--bind', prefix, userDir]);
+    await this.#mounter.run(['mount', '--bind', prefix, userDir]);
   }
 
   /** True when it unmounted the user's bind: no slot shows that user's prefix any more. */
@@ -275,10 +287,10 @@ export class RcloneColdMounts implements ColdMounts {
 
   async #unmount(path: string): Promise<void> {
     try {
-      await run('umount', [path]);
+      await this.#mounter.run(['umount', path]);
     } catch {
       // Busy (a container still going away): detached now, gone once nothing holds it.
-      await run('umount', ['--lazy', path]);
+      await this.#mounter.run(['umount', '--lazy', path]);
     }
   }
 
@@ -332,7 +344,8 @@ export class RcloneColdMounts implements ColdMounts {
   }
 
   async #mountBucket(table: MountEntry[]): Promise<MountEntry> {
-    if (mountAt(table, this.#bucketDir)) await run('umount', ['--lazy', this.#bucketDir]);
+    if (mountAt(table, this.#bucketDir))
+      await this.#mounter.run(['umount', '--lazy', this.#bucketDir]);
     const { root, bucket } = this.settings;
     await writeFile(this.#identityFile, this.#identity);
     const log = join(root, 'rclone.log');
