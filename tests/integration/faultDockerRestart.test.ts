@@ -18,12 +18,13 @@ import { until } from '../support/until.js';
 
 /**
  * The Docker engine restarted while a sandbox runs. Never the shared engine: a dockerd of this
- * suite's own, with the slim sandbox image loaded into it, and an API of its own pointed at it.
+ * suite's own, with the sandbox image loaded into it (the one `npm run image` builds, which every
+ * run has), and an API of its own pointed at it.
  * While the engine is down every request that needs it answers 503 naming Docker within
  * ANSWER_BOUND_MS; once it is back (its containers stopped with it) the reconciler ends the
  * sandbox with its home saved, and no container is left.
  */
-const IMAGE = 'matrx-sandbox-slim:latest';
+const IMAGE = 'matrx-sandbox:latest';
 const ANSWER_BOUND_MS = 10_000;
 const CONVERGES_WITHIN_MS = 60_000;
 
