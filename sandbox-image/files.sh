@@ -3,9 +3,11 @@
 # user's own shell. The orchestrator sends this file with each operation, followed by
 #   matrx_files OP ARGS...
 # It answers on stdout, fields ended by NUL: a status (ok, missing, denied, isdir, notdir, exists,
-# notempty, other, invalid), then the operation's fields. Bytes never pass through here: the
-# orchestrator moves them with the engine's archive calls, into and out of the user's own staging
-# folder /run/matrx/f/<uid>/ (its parent is root's, 0711, so no one else can reach or replace it).
+# notempty, other, invalid), then the operation's fields. A small file's bytes pass through here
+# as base64 (put and get: one command instead of an engine archive call, which costs the engine a
+# mount of the container's file system); larger ones move with the engine's archive calls, into
+# and out of the user's own staging folder /run/matrx/f/<uid>/ (its parent is root's, 0711, so no
+# one else can reach or replace it).
 set -u
 export LC_ALL=C
 umask 022
@@ -103,6 +105,46 @@ op_commit() {
   fi
   answer ok
   entry "$target"
+}
+
+# A small file, as base64 on stdin: written beside the target (the same file system), then put
+# in place with one rename, so a reader sees the old or the new file; on any failure the old file
+# stays and the new bytes go.
+op_put() {
+  local target=$1 mode=$2
+  parents "$target" || return
+  local parent=${target%/*}
+  parent=${parent:-/}
+  [[ -d $target ]] && { answer isdir; return; }
+  [[ -w $parent && -x $parent ]] || { answer denied; return; }
+  [[ -e $target && ! -w $target ]] && { answer denied; return; }
+  staged="$parent/.${target##*/}.matrx-$$-$RANDOM"
+  if ! base64 -d >"$staged"; then
+    answer other 'The file could not be written (is the disk full?)'
+    return
+  fi
+  if [[ $mode != 644 ]]; then run chmod "$mode" -- "$staged" || return; fi
+  run mv -T -f -- "$staged" "$target" || return
+  answer ok
+  entry "$target"
+}
+
+# A regular file the user can read: up to LIMIT bytes as base64 (ok), or a longer one's real path
+# (large), for the engine to read it from.
+op_get() {
+  local path=$1 limit=$2 size
+  [[ -e $path ]] || { unreachable "$path"; return; }
+  [[ -d $path ]] && { answer isdir; return; }
+  [[ -r $path ]] || { answer denied; return; }
+  [[ -f $path ]] || { answer other 'Not a regular file'; return; }
+  size=$(stat -L -c %s -- "$path") || { answer other 'stat failed'; return; }
+  if ((size > limit)); then
+    answer large "$(realpath -e -- "$path")"
+    return
+  fi
+  answer ok
+  # One byte more than the bound: a file that grew meanwhile is seen as large.
+  head -c "$((limit + 1))" -- "$path" | base64 -w 0
 }
 
 op_mkdir() {

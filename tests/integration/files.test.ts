@@ -5,6 +5,7 @@ import tar from 'tar-stream';
 import { api, apiKey, baseUrl, testUser } from '../support/api.js';
 import { contractViolation } from '../support/contract.js';
 import { createReady, deleteAll, exec, type WireSandbox } from '../support/sandboxes.js';
+import { SMALL_FILE_BYTES } from '../../lib/adapters/docker/files/dockerFiles.js';
 
 /** MATRX_MAX_FILE_BYTES of the suite's server (tests/integration/globalSetup.mjs). */
 const LIMIT = 8 * 1024 * 1024;
@@ -129,6 +130,26 @@ describe('bytes are bytes', () => {
     expect((await writeFile('/home/agent/empty', Buffer.alloc(0))).status).toBe(200);
     const empty = await readFile('/home/agent/empty');
     expect([empty.status, empty.bytes.length]).toEqual([200, 0]);
+  });
+
+  it('at the bound between the channel and the archive calls, each way gives the same bytes', async () => {
+    for (const size of [SMALL_FILE_BYTES - 1, SMALL_FILE_BYTES, SMALL_FILE_BYTES + 1]) {
+      const bytes = binary(size);
+      const path = `/home/agent/bound/${size}.bin`;
+      const written = await writeFile(path, bytes, { mode: '755' });
+      expect(written.status).toBe(200);
+      expect(JSON.parse(written.bytes.toString())).toMatchObject({ size, mode: '0755' });
+      expect((await readFile(path)).bytes.equals(bytes)).toBe(true);
+      expect(await shell(`stat -c '%U %a %s' '${path}'; sha256sum < '${path}'`)).toBe(
+        `agent 755 ${size}\n${sha256(bytes)}  -\n`,
+      );
+    }
+    // Nothing of a write is left beside its target.
+    expect(await shell('ls -A /home/agent/bound | sort')).toBe(
+      [SMALL_FILE_BYTES - 1, SMALL_FILE_BYTES, SMALL_FILE_BYTES + 1]
+        .map((size) => `${size}.bin\n`)
+        .join(''),
+    );
   });
 
   it('over MATRX_MAX_FILE_BYTES is a 413, in and out, and the old file stays', async () => {
@@ -450,22 +471,28 @@ describe('archives', () => {
 });
 
 describe('atomic writes', () => {
-  it('a read during a write sees the old bytes or the new ones, never a mix', async () => {
-    const size = 2 * 1024 * 1024;
-    const contents = [Buffer.alloc(size, 'a'), Buffer.alloc(size, 'b')];
-    await writeFile('/home/agent/atomic', contents[0] as Buffer);
-    const seen = new Set<string>();
-    for (let round = 1; round <= 6; round += 1) {
-      const writing = writeFile('/home/agent/atomic', contents[round % 2] as Buffer);
-      const reads = await Promise.all([1, 2, 3].map(() => readFile('/home/agent/atomic')));
-      expect((await writing).status).toBe(200);
-      for (const read of reads) {
-        expect(read.status).toBe(200);
-        const whole = contents.find((content) => content.equals(read.bytes));
-        expect(whole).toBeDefined();
-        seen.add(read.bytes.subarray(0, 1).toString());
+  it.each([
+    ['a large file', 2 * 1024 * 1024],
+    ['a small file', 100 * 1024],
+  ])(
+    'a read during a write of %s sees the old bytes or the new ones, never a mix',
+    async (_, size) => {
+      const contents = [Buffer.alloc(size, 'a'), Buffer.alloc(size, 'b')];
+      const path = `/home/agent/atomic-${size}`;
+      await writeFile(path, contents[0] as Buffer);
+      const seen = new Set<string>();
+      for (let round = 1; round <= 6; round += 1) {
+        const writing = writeFile(path, contents[round % 2] as Buffer);
+        const reads = await Promise.all([1, 2, 3].map(() => readFile(path)));
+        expect((await writing).status).toBe(200);
+        for (const read of reads) {
+          expect(read.status).toBe(200);
+          const whole = contents.find((content) => content.equals(read.bytes));
+          expect(whole).toBeDefined();
+          seen.add(read.bytes.subarray(0, 1).toString());
+        }
       }
-    }
-    expect(seen.size).toBeGreaterThan(0);
-  });
+      expect(seen.size).toBeGreaterThan(0);
+    },
+  );
 });

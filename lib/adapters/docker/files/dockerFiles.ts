@@ -32,6 +32,14 @@ const STAGING_ROOT = '/run/matrx';
 const OPERATION_TIMEOUT_SECONDS = 120;
 /** What a listing or a search may print; past it the answer is cut. */
 const ANSWER_BYTES = 32 * 1024 * 1024;
+/**
+ * Files up to this size go through the user's channel as base64 (one command, a few forks), the
+ * rest through the engine's archive calls, whose fixed cost (a mount of the container's file
+ * system by the engine, 100 to 200 ms here) is only worth it for large files.
+ */
+export const SMALL_FILE_BYTES = 256 * 1024;
+/** The answer to a `get`: a status, then base64 of one byte more than the bound, or a path. */
+const SMALL_ANSWER_BYTES = Math.ceil((SMALL_FILE_BYTES + 1) / 3) * 4 + 8192;
 
 export interface DockerFilesOptions {
   /** A command as `user`, through the sandbox's channel for that user. */
@@ -47,10 +55,11 @@ interface Ids {
 
 /**
  * Files of a sandbox, as one of its users. Every check and every change of a name is done by the
- * user (a command through the user's channel), so the kernel applies the container's permissions;
- * the bytes travel through the engine's archive calls, which are fast and stream, into or out of
- * the user's staging folder only: a write is staged there (owned by the user), then renamed into
- * place by the user, in one step a reader cannot see half of.
+ * user (a command through the user's channel), so the kernel applies the container's permissions.
+ * A small file's bytes go with that command as base64; a larger one's travel through the engine's
+ * archive calls, which stream, into or out of the user's staging folder only. Either way a write
+ * is made beside or staged (owned by the user), then renamed into place by the user, in one step
+ * a reader cannot see half of.
  */
 export class DockerFiles implements SandboxFiles {
   /** Per container and user: the ids, once their staging folder is made. */
@@ -69,8 +78,18 @@ export class DockerFiles implements SandboxFiles {
   }
 
   async read(containerId: string, user: string, path: string, maxBytes: number): Promise<Buffer> {
-    const answer = await this.#run(containerId, user, path, 'check_read', path);
-    const realPath = answer.fields[0] ?? path;
+    const got = await this.#exec(containerId, user, ['get', path, SMALL_FILE_BYTES]);
+    if (got.status === 'ok') {
+      const bytes = Buffer.from(got.fields[0] ?? '', 'base64');
+      if (bytes.length <= Math.min(SMALL_FILE_BYTES, maxBytes)) return bytes;
+    } else if (got.status !== 'large') {
+      throw pathError(got, path);
+    }
+    // Large, grown meanwhile, or over maxBytes (the engine's read says so with the size).
+    const realPath =
+      got.status === 'large'
+        ? (got.fields[0] ?? path)
+        : ((await this.#run(containerId, user, path, 'check_read', path)).fields[0] ?? path);
     return this.#readStaged(containerId, realPath, path, maxBytes);
   }
 
@@ -81,6 +100,13 @@ export class DockerFiles implements SandboxFiles {
     bytes: Buffer,
     mode: number,
   ): Promise<FileEntry> {
+    if (bytes.length <= SMALL_FILE_BYTES) {
+      const put = await this.#exec(containerId, user, ['put', path, mode.toString(8)], {
+        stdin: bytes.toString('base64'),
+      });
+      if (put.status !== 'ok') throw pathError(put, path);
+      return this.#entry(put, path);
+    }
     const staged = await this.#stage(containerId, user, bytes, mode);
     const answer = await this.#run(
       containerId,
@@ -111,23 +137,21 @@ export class DockerFiles implements SandboxFiles {
   }
 
   async move(containerId: string, user: string, from: string, to: string, overwrite: boolean) {
-    const answer = await this.#exec(containerId, user, 'move', from, to, overwrite ? 1 : 0);
+    const answer = await this.#exec(containerId, user, ['move', from, to, overwrite ? 1 : 0]);
     // Exists is about `to`; anything else about `from` (missing) or the move itself.
     if (answer.status !== 'ok') throw pathError(answer, answer.status === 'exists' ? to : from);
     return this.#entry(answer, to);
   }
 
   async search(containerId: string, user: string, query: SearchQuery): Promise<SearchResult> {
-    const answer = await this.#exec(
-      containerId,
-      user,
+    const answer = await this.#exec(containerId, user, [
       'search',
       query.path,
       query.glob ?? '',
       query.ignoreCase ? 1 : 0,
       query.maxResults,
       query.pattern,
-    );
+    ]);
     if (answer.status === 'invalid') {
       const why = answer.fields[0] ?? 'not a valid regular expression';
       throw new ValidationError([{ loc: ['body', 'pattern'], msg: why, type: 'value_error' }]);
@@ -149,7 +173,7 @@ export class DockerFiles implements SandboxFiles {
     try {
       return await this.#readStaged(containerId, staged, path, maxBytes);
     } finally {
-      void this.#exec(containerId, user, 'remove', staged).catch(() => undefined);
+      void this.#exec(containerId, user, ['remove', staged]).catch(() => undefined);
     }
   }
 
@@ -235,24 +259,25 @@ export class DockerFiles implements SandboxFiles {
 
   /** Runs an operation as the user; any status but ok is the error it means for `path`. */
   async #run(containerId: string, user: string, path: string, ...args: (string | number)[]) {
-    const [operation = '', ...rest] = args;
-    const answer = await this.#exec(containerId, user, String(operation), ...rest);
+    const answer = await this.#exec(containerId, user, args);
     if (answer.status !== 'ok') throw pathError(answer, path);
     return answer;
   }
 
+  /** One operation of the script (its name, then its arguments) as the user. */
   async #exec(
     containerId: string,
     user: string,
-    operation: string,
-    ...args: (string | number)[]
+    [operation = '', ...args]: (string | number)[],
+    { stdin }: { stdin?: string } = {},
   ): Promise<ScriptAnswer> {
     const result = await this.options.exec(containerId, {
-      command: fileCommand(operation, ...args),
+      command: fileCommand(String(operation), ...args),
       user,
       keepCwd: true,
       timeoutSeconds: OPERATION_TIMEOUT_SECONDS,
-      maxOutputBytes: ANSWER_BYTES,
+      maxOutputBytes: operation === 'get' ? SMALL_ANSWER_BYTES : ANSWER_BYTES,
+      ...(stdin !== undefined && { stdin }),
     });
     refuseUnknownUser(result, user);
     if (result.timedOut) {
