@@ -72,7 +72,9 @@ describe('MATRX_CONTAINER_DISK_LIMIT', () => {
   it('measured: a sandbox over the limit is ended, failed, its home saved when it fits', async () => {
     if (mode !== 'measured') return;
     const sandbox = await create(user);
-    const wrote = await run(sandbox, 'echo kept > notes.txt && head -c 100M /dev/zero > /tmp/big');
+    // fallocate: each file is there whole at once, whenever the watcher looks (a `head -c` was
+    // once measured half written).
+    const wrote = await run(sandbox, 'echo kept > notes.txt && fallocate -l 100M /tmp/big');
     expect(wrote.body.exit_code).toBe(0);
     expect(await failedWith(sandbox)).toMatch(
       /^Disk limit exceeded: the sandbox wrote 1\d\d\.\d MiB, over MATRX_CONTAINER_DISK_LIMIT \(64\.0 MiB\); its home \(0\.0 MiB\) was saved$/,
@@ -81,7 +83,7 @@ describe('MATRX_CONTAINER_DISK_LIMIT', () => {
     // The next sandbox of the user finds the home; a home over the limit by itself is not kept.
     const next = await create(user);
     expect((await run(next, 'cat notes.txt')).body.stdout).toBe('kept\n');
-    expect((await run(next, 'head -c 80M /dev/zero > big-home')).body.exit_code).toBe(0);
+    expect((await run(next, 'fallocate -l 80M big-home')).body.exit_code).toBe(0);
     expect(await failedWith(next)).toMatch(
       /its home alone \(80\.0 MiB\) is over the limit and was not saved$/,
     );
