@@ -79,17 +79,25 @@ op_check_read() {
   answer ok "$(realpath -e -- "$path")"
 }
 
+# Makes the parents of TARGET and checks that the user may put a file there, as a shell's `>`
+# needs (its folder writable and searchable, an existing file writable); sets the caller's
+# `parent`. Answers why not and fails otherwise.
+writable_target() {
+  parents "$1" || return
+  parent=${1%/*}
+  parent=${parent:-/}
+  [[ -d $1 ]] && { answer isdir; return 1; }
+  [[ -w $parent && -x $parent ]] || { answer denied; return 1; }
+  [[ -e $1 && ! -w $1 ]] && { answer denied; return 1; }
+  return 0
+}
+
 # Moves a staged file into place with one rename, so a reader sees the old or the new file; the
 # staged file goes on any failure, and the old file stays.
 op_commit() {
-  local stage=$1 target=$2 mode=$3
+  local stage=$1 target=$2 mode=$3 parent
   staged=$stage
-  parents "$target" || return
-  local parent=${target%/*}
-  parent=${parent:-/}
-  [[ -d $target ]] && { answer isdir; return; }
-  [[ -w $parent && -x $parent ]] || { answer denied; return; }
-  [[ -e $target && ! -w $target ]] && { answer denied; return; }
+  writable_target "$target" || return
   local devices
   devices=$(stat -c %d -- "$stage" "$parent") || { answer other 'stat failed'; return; }
   if [[ ${devices%$'\n'*} == "${devices#*$'\n'}" ]]; then
@@ -111,13 +119,8 @@ op_commit() {
 # in place with one rename, so a reader sees the old or the new file; on any failure the old file
 # stays and the new bytes go.
 op_put() {
-  local target=$1 mode=$2
-  parents "$target" || return
-  local parent=${target%/*}
-  parent=${parent:-/}
-  [[ -d $target ]] && { answer isdir; return; }
-  [[ -w $parent && -x $parent ]] || { answer denied; return; }
-  [[ -e $target && ! -w $target ]] && { answer denied; return; }
+  local target=$1 mode=$2 parent
+  writable_target "$target" || return
   staged="$parent/.${target##*/}.matrx-$$-$RANDOM"
   if ! base64 -d >"$staged"; then
     answer other 'The file could not be written (is the disk full?)'
