@@ -78,7 +78,9 @@ export class DockerFiles implements SandboxFiles {
   }
 
   async read(containerId: string, user: string, path: string, maxBytes: number): Promise<Buffer> {
-    const got = await this.#exec(containerId, user, ['get', path, SMALL_FILE_BYTES]);
+    const got = await this.#exec(containerId, user, ['get', path, SMALL_FILE_BYTES], {
+      maxOutputBytes: SMALL_ANSWER_BYTES,
+    });
     if (got.status === 'ok') {
       const bytes = Buffer.from(got.fields[0] ?? '', 'base64');
       if (bytes.length <= Math.min(SMALL_FILE_BYTES, maxBytes)) return bytes;
@@ -269,14 +271,14 @@ export class DockerFiles implements SandboxFiles {
     containerId: string,
     user: string,
     [operation = '', ...args]: (string | number)[],
-    { stdin }: { stdin?: string } = {},
+    { stdin, maxOutputBytes = ANSWER_BYTES }: { stdin?: string; maxOutputBytes?: number } = {},
   ): Promise<ScriptAnswer> {
     const result = await this.options.exec(containerId, {
       command: fileCommand(String(operation), ...args),
       user,
       keepCwd: true,
       timeoutSeconds: OPERATION_TIMEOUT_SECONDS,
-      maxOutputBytes: operation === 'get' ? SMALL_ANSWER_BYTES : ANSWER_BYTES,
+      maxOutputBytes,
       ...(stdin !== undefined && { stdin }),
     });
     refuseUnknownUser(result, user);
