@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { MountRunner } from '../../lib/adapters/fuse/mountRunner.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mount-runner-'));
-const runner = new MountRunner(join(dir, 'mount.err'));
+const runner = new MountRunner();
 
 afterAll(() => {
   runner.close();

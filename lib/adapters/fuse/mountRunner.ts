@@ -3,18 +3,18 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 /**
  * Reads NUL-separated requests (a count, then that many arguments), runs `mount` or `umount` with
  * them and answers the exit code and the first line of stderr, NUL-separated. Builtins only
- * besides the command itself: one fork and exec per request, from a small process.
+ * besides the command itself: one fork and exec per request (a command substitution of one
+ * command execs it in its fork), from a small process.
  */
 const SCRIPT = `
 while IFS= read -r -d '' count; do
   args=()
   for ((i = 0; i < count; i++)); do IFS= read -r -d '' arg; args+=("$arg"); done
   case \${args[0]-} in
-    mount | umount) "\${args[@]}" </dev/null >/dev/null 2>"$1"; rc=$? ;;
-    *) printf 'not a mount command\\n' >"$1"; rc=2 ;;
+    mount | umount) err=$("\${args[@]}" 2>&1 </dev/null >/dev/null); rc=$? ;;
+    *) err='not a mount command'; rc=2 ;;
   esac
-  IFS= read -r err <"$1"
-  printf '%s\\0%s\\0' "$rc" "$err"
+  printf '%s\\0%s\\0' "$rc" "\${err%%$'\\n'*}"
 done
 `;
 
@@ -35,8 +35,6 @@ interface Runner {
 export class MountRunner {
   #runner: Runner | undefined;
   #queue: Promise<unknown> = Promise.resolve();
-
-  constructor(private readonly errorFile: string) {}
 
   /** Runs `mount` or `umount` with these arguments; rejects with its message when it fails. */
   run(args: string[]): Promise<void> {
@@ -66,7 +64,7 @@ export class MountRunner {
 
   #started(): Runner {
     if (this.#runner) return this.#runner;
-    const child = spawn('bash', ['-c', SCRIPT, 'matrx-mount', this.errorFile], {
+    const child = spawn('bash', ['-c', SCRIPT, 'matrx-mount'], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const runner: Runner = { process: child, waiting: [], read: Buffer.alloc(0) };

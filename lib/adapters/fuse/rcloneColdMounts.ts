@@ -53,16 +53,14 @@ export class RcloneColdMounts implements ColdMounts {
   #mounting: Promise<MountEntry> | undefined;
   /** The bucket mount whose identity file was found to be this service's. */
   #verifiedMount: string | undefined;
-  readonly #mounter: MountRunner;
+  readonly #mounter = new MountRunner();
   /** One attach or detach at a time per user in this process. */
   readonly #userLocks = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly settings: ColdMountSettings,
     private readonly logger: Logger,
-  ) {
-    this.#mounter = new MountRunner(join(settings.root, 'mount.err'));
-  }
+  ) {}
 
   get #bucketDir(): string {
     return join(this.settings.root, 'bucket');
