@@ -95,7 +95,15 @@ export class SandboxService {
       const listing = member && this.homes?.list(userId);
       listing?.catch(() => undefined); // awaited by the restore
       const attached = member && this.cold?.attach(sandbox, member.name);
-      await this.store.save(sandbox);
+      try {
+        await this.store.save(sandbox);
+      } catch (error) {
+        // The pool container stays unclaimed: its slot must not keep this user's prefix.
+        if (member && (await attached) === 'mounted') {
+          await this.cold?.releaseSlot(sandbox, member.name);
+        }
+        throw error;
+      }
       sandboxLog(this.logger, sandbox).info('sandbox create requested', {
         template: resolved.template,
         cpu: resolved.cpu,

@@ -1,4 +1,5 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
+import { UnavailableError } from '../../lib/errors.js';
 import type { ColdMounts, ColdSweep } from '../../lib/ports.js';
 import { FakeRuntime, serviceWith } from './fakes.js';
 
@@ -102,6 +103,25 @@ describe('the cold tier in the sandbox lifecycle', () => {
     });
   });
 
+  it('a pool claim whose registry write fails empties the slot of the unclaimed container', async () => {
+    const runtime = new FakeRuntime();
+    const mounts = new FakeColdMounts(runtime.calls);
+    const parts = serviceWith(runtime, undefined, { MATRX_WARM_POOL_SIZE: '1' }, mounts);
+    parts.pool.start(60_000);
+    try {
+      await until(() => parts.pool.stats().ready === 1);
+      jest
+        .spyOn(parts.store, 'save')
+        .mockRejectedValueOnce(new UnavailableError('postgres', 'the registry is down'));
+      await expect(parts.service.create('alice', {})).rejects.toThrow(UnavailableError);
+      const attach = runtime.calls.findIndex((call) => call.startsWith('attach alice matrx-pool-'));
+      const slot = runtime.calls[attach]?.split(' ')[2];
+      expect(runtime.calls.slice(attach + 1)).toContain(`detach ${slot}`);
+    } finally {
+      await parts.pool.close();
+    }
+  });
+
   it('without a bucket there is nothing to mount, and /health says so', async () => {
     const runtime = new FakeRuntime();
     const { service, health } = serviceWith(runtime);
@@ -109,3 +129,11 @@ describe('the cold tier in the sandbox lifecycle', () => {
     expect((await health.check()).cold.reason).toMatch(/no S3 bucket/);
   });
 });
+
+async function until(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('the pool never filled');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
