@@ -71,8 +71,14 @@ function inContract(server: Server, logger: Logger): void {
     refused.add(socket);
     logger.warn('request refused by the HTTP parser', { code: error.code });
     const pending = answering.get(socket);
-    if (pending) pending.once('close', () => refuseUnparsable(error, socket));
-    else refuseUnparsable(error, socket);
+    if (!pending) {
+      refuseUnparsable(error, socket);
+      return;
+    }
+    // The body of the request being answered will never come whole (the client closed mid-body):
+    // its reader must hear so, or it waits for ever, holding what it holds (an engine upload).
+    if (!pending.req.complete) pending.req.destroy(error);
+    pending.once('close', () => refuseUnparsable(error, socket));
   });
   // Node drops a CONNECT with no word unless told otherwise; the API tunnels nothing.
   server.listener.on('connect', (_request: IncomingMessage, socket: Socket) => {
