@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Bytes } from './domain/bytes.js';
 import type { ClaimLimits, SandboxIdentity } from './domain/pool.js';
 import type { ColdTierState, Sandbox, SandboxStatus } from './domain/sandbox.js';
 
@@ -333,14 +334,20 @@ export interface SearchResult {
  * NotFoundError.
  */
 export interface SandboxFiles {
-  /** The bytes of a regular file; a PayloadTooLargeError past `maxBytes`. */
-  read(containerId: string, user: string, path: string, maxBytes: number): Promise<Buffer>;
-  /** Replaces the file at once (a reader sees the old or the new bytes); parents are made. */
+  /**
+   * The bytes of a regular file (a large one as a stream, which must be read or destroyed); a
+   * PayloadTooLargeError past `maxBytes`.
+   */
+  read(containerId: string, user: string, path: string, maxBytes: number): Promise<Bytes>;
+  /**
+   * Replaces the file at once (a reader sees the old or the new bytes, and a write that fails
+   * part way leaves the old); parents are made.
+   */
   write(
     containerId: string,
     user: string,
     path: string,
-    bytes: Buffer,
+    bytes: Bytes,
     mode: number,
   ): Promise<FileEntry>;
   stat(containerId: string, user: string, path: string): Promise<FileEntry>;
@@ -357,7 +364,7 @@ export interface SandboxFiles {
   ): Promise<FileEntry>;
   search(containerId: string, user: string, query: SearchQuery): Promise<SearchResult>;
   /** A tar of the directory's tree, as the user reads it; a PayloadTooLargeError past maxBytes. */
-  readArchive(containerId: string, user: string, path: string, maxBytes: number): Promise<Buffer>;
+  readArchive(containerId: string, user: string, path: string, maxBytes: number): Promise<Bytes>;
   /** Extracts a tar into the directory (made when missing), the files the user's. */
   writeArchive(containerId: string, user: string, path: string, tar: Buffer): Promise<void>;
 }

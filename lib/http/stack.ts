@@ -2,6 +2,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import type { App } from '../app.js';
+import type { Bytes } from '../domain/bytes.js';
 import type { Logger } from '../logger.js';
 import { processApp } from '../processApp.js';
 import { apiKeyAuth, type ApiKeySettings } from './apiKeyAuth.js';
@@ -80,7 +81,7 @@ export function jsonBodyWhenPresent(): Middleware {
  */
 export function routeHandler<N extends RouteName>(
   name: N,
-  handle: (input: RouteInput<Routes[N]>, app: App, rawBody: Buffer) => Promise<HttpResponse>,
+  handle: (input: RouteInput<Routes[N]>, app: App, rawBody: Bytes) => Promise<HttpResponse>,
   app: App = processApp(),
 ): Handler {
   const deps = stackDependencies(app);

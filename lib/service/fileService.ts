@@ -1,5 +1,6 @@
 import tar from 'tar-stream';
 import { Readable } from 'node:stream';
+import { inMemory, type Bytes } from '../domain/bytes.js';
 import { ConflictError, PayloadTooLargeError, ValidationError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { FileEntry, SandboxFiles, SearchQuery, SearchResult } from '../ports.js';
@@ -38,7 +39,8 @@ export class FileService {
     private readonly logger: Logger,
   ) {}
 
-  read(sandboxId: string, user: string, path: string): Promise<Buffer> {
+  /** A large file comes as a stream, which the caller must read or destroy. */
+  read(sandboxId: string, user: string, path: string): Promise<Bytes> {
     return this.#on(sandboxId, 'read', (id) =>
       this.files.read(id, user, path, this.settings.maxFileBytes),
     );
@@ -48,7 +50,7 @@ export class FileService {
     sandboxId: string,
     user: string,
     path: string,
-    bytes: Buffer,
+    bytes: Bytes,
     mode: number,
   ): Promise<FileEntry> {
     this.#checkSize(bytes.length);
@@ -86,7 +88,7 @@ export class FileService {
   async edit(sandboxId: string, user: string, edit: EditRequest) {
     return this.#on(sandboxId, 'edit', async (id) => {
       const [bytes, entry] = await Promise.all([
-        this.files.read(id, user, edit.path, this.settings.maxFileBytes),
+        this.files.read(id, user, edit.path, this.settings.maxFileBytes).then(inMemory),
         this.files.stat(id, user, edit.path),
       ]);
       const old = Buffer.from(edit.oldString);
@@ -110,7 +112,7 @@ export class FileService {
     return this.#on(sandboxId, 'search', (id) => this.files.search(id, user, query));
   }
 
-  readArchive(sandboxId: string, user: string, path: string): Promise<Buffer> {
+  readArchive(sandboxId: string, user: string, path: string): Promise<Bytes> {
     return this.#on(sandboxId, 'archive_out', (id) =>
       this.files.readArchive(id, user, path, this.settings.maxFileBytes),
     );
@@ -120,9 +122,11 @@ export class FileService {
     sandboxId: string,
     user: string,
     path: string,
-    tarBytes: Buffer,
+    body: Bytes,
   ): Promise<ArchiveWritten> {
-    this.#checkSize(tarBytes.length);
+    this.#checkSize(body.length);
+    // Read whole: the archive is checked and counted before anything of it is extracted.
+    const tarBytes = await inMemory(body);
     const { files, bytes } = await countRegularFiles(tarBytes);
     await this.#on(sandboxId, 'archive_in', (id) =>
       this.files.writeArchive(id, user, path, tarBytes),

@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import tar from 'tar-stream';
 import { api, apiKey, baseUrl, testUser } from '../support/api.js';
 import { contractViolation } from '../support/contract.js';
 import { createReady, deleteAll, exec, type WireSandbox } from '../support/sandboxes.js';
+import { until } from '../support/until.js';
 import { SMALL_FILE_BYTES } from '../../lib/adapters/docker/files/dockerFiles.js';
 
 /** MATRX_MAX_FILE_BYTES of the suite's server (tests/integration/globalSetup.mjs). */
@@ -162,6 +164,83 @@ describe('bytes are bytes', () => {
     const read = await readFile('/home/agent/huge');
     expect(read.status).toBe(413);
     expect(detailOf(read)).toMatch(/over the limit/);
+  });
+});
+
+describe('large bodies stream, in and out', () => {
+  it('a chunked upload (no Content-Length) is read whole and written as it came', async () => {
+    for (const size of [1000, 1024 * 1024 + 3]) {
+      const bytes = binary(size);
+      const path = `/home/agent/chunked/${size}.bin`;
+      const response = await fetch(`${baseUrl()}${files()}?${query({ path })}`, {
+        method: 'PUT',
+        headers: { 'x-api-key': apiKey() },
+        body: Readable.toWeb(Readable.from([bytes.subarray(0, 999), bytes.subarray(999)])),
+        duplex: 'half',
+      } as RequestInit);
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as WireEntry).size).toBe(size);
+      expect((await readFile(path)).bytes.equals(bytes)).toBe(true);
+    }
+  });
+
+  it('an upload cut off part way leaves the old file, nothing staged, and the engine free', async () => {
+    const path = '/home/agent/cut.bin';
+    await writeFile(path, Buffer.from('old'));
+    const url = new URL(`${baseUrl()}${files()}?${query({ path })}`);
+    await new Promise<void>((resolve) => {
+      const upload = httpRequest(url, {
+        method: 'PUT',
+        headers: { 'x-api-key': apiKey(), 'content-length': String(4 * 1024 * 1024) },
+      });
+      upload.on('error', () => resolve());
+      upload.write(binary(1024 * 1024), () => setTimeout(() => upload.destroy(), 300));
+      upload.on('close', () => resolve());
+    });
+    await until(
+      'the old file is read',
+      async () => (await readFile(path)).bytes.toString() === 'old',
+    );
+    const uid = (await shell('id -u')).trim();
+    await until(
+      'nothing is staged',
+      async () => (await shell(`ls -A /run/matrx/f/${uid}`, { user: 'root' })) === '',
+    );
+  });
+
+  it("a caller's own streamed-body header is dropped: the body is the request's", async () => {
+    const response = await fetch(`${baseUrl()}${files()}?${query({ path: '/home/agent/own' })}`, {
+      method: 'PUT',
+      headers: { 'x-api-key': apiKey(), 'x-matrx-streamed-body': 'not-yours' },
+      body: Buffer.from('mine'),
+    });
+    expect(response.status).toBe(200);
+    expect((await readFile('/home/agent/own')).bytes.toString()).toBe('mine');
+  });
+
+  it('a large body refused before its handler (no key) is answered, and the server goes on', async () => {
+    const refused = await fetch(`${baseUrl()}${files()}?${query({ path: '/home/agent/nokey' })}`, {
+      method: 'PUT',
+      body: binary(2 * 1024 * 1024),
+    });
+    expect(refused.status).toBe(401);
+    expect((await writeFile('/home/agent/nokey', Buffer.from('ok'))).status).toBe(200);
+  });
+
+  it('a download dropped part way leaves the file readable', async () => {
+    const bytes = binary(4 * 1024 * 1024);
+    await writeFile('/home/agent/dropped.bin', bytes);
+    const controller = new AbortController();
+    const response = await fetch(
+      `${baseUrl()}${files()}?${query({ path: '/home/agent/dropped.bin' })}`,
+      { headers: { 'x-api-key': apiKey() }, signal: controller.signal },
+    );
+    expect(response.headers.get('content-length')).toBe(String(bytes.length));
+    const reader = response.body?.getReader();
+    await reader?.read();
+    controller.abort();
+    await reader?.cancel().catch(() => undefined);
+    expect((await readFile('/home/agent/dropped.bin')).bytes.equals(bytes)).toBe(true);
   });
 });
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
+import { inMemory, shortBody, type ByteStream, type Bytes } from '../../../domain/bytes.js';
 import {
   DOCKER,
   PathError,
@@ -77,7 +78,7 @@ export class DockerFiles implements SandboxFiles {
     }
   }
 
-  async read(containerId: string, user: string, path: string, maxBytes: number): Promise<Buffer> {
+  async read(containerId: string, user: string, path: string, maxBytes: number): Promise<Bytes> {
     const got = await this.#exec(containerId, user, ['get', path, SMALL_FILE_BYTES], {
       maxOutputBytes: SMALL_ANSWER_BYTES,
     });
@@ -99,12 +100,12 @@ export class DockerFiles implements SandboxFiles {
     containerId: string,
     user: string,
     path: string,
-    bytes: Buffer,
+    bytes: Bytes,
     mode: number,
   ): Promise<FileEntry> {
     if (bytes.length <= SMALL_FILE_BYTES) {
       const put = await this.#exec(containerId, user, ['put', path, mode.toString(8)], {
-        stdin: bytes.toString('base64'),
+        stdin: (await inMemory(bytes)).toString('base64'),
       });
       if (put.status !== 'ok') throw pathError(put, path);
       return this.#entry(put, path);
@@ -172,10 +173,16 @@ export class DockerFiles implements SandboxFiles {
     const { uid } = await this.#idsOf(containerId, user);
     const staged = `${STAGING_ROOT}/f/${uid}/${randomBytes(12).toString('hex')}.tar`;
     await this.#run(containerId, user, path, 'pack', path, staged);
-    try {
-      return await this.#readStaged(containerId, staged, path, maxBytes);
-    } finally {
+    const removeStaged = () => {
       void this.#exec(containerId, user, ['remove', staged]).catch(() => undefined);
+    };
+    try {
+      const archive = await this.#readStaged(containerId, staged, path, maxBytes);
+      archive.stream.once('close', removeStaged);
+      return archive;
+    } catch (error) {
+      removeStaged();
+      throw error;
     }
   }
 
@@ -184,16 +191,48 @@ export class DockerFiles implements SandboxFiles {
     await this.#run(containerId, user, path, 'unpack', staged, path);
   }
 
-  /** Puts the bytes into the user's staging folder as a file of the user's; its path. */
-  async #stage(containerId: string, user: string, bytes: Buffer, mode: number): Promise<string> {
+  /**
+   * Puts the bytes into the user's staging folder as a file of the user's; its path. A stream
+   * goes to the engine as it comes; one that ends short (or an engine that fails) leaves nothing.
+   */
+  async #stage(containerId: string, user: string, bytes: Bytes, mode: number): Promise<string> {
     const ids = await this.#idsOf(containerId, user);
     const name = randomBytes(12).toString('hex');
+    const staged = `${STAGING_ROOT}/f/${ids.uid}/${name}`;
     const pack = tar.pack();
     stagingFolders(pack, ids);
-    pack.entry({ name: `f/${ids.uid}/${name}`, mode, uid: ids.uid, gid: ids.gid }, bytes);
-    pack.finalize();
-    await this.#putArchive(containerId, pack);
-    return `${STAGING_ROOT}/f/${ids.uid}/${name}`;
+    const header = { name: `f/${ids.uid}/${name}`, mode, uid: ids.uid, gid: ids.gid };
+    if (Buffer.isBuffer(bytes)) {
+      pack.entry(header, bytes);
+      pack.finalize();
+      await this.#putArchive(containerId, pack);
+      return staged;
+    }
+    const upload = new AbortController();
+    const entry = pack.entry({ ...header, size: bytes.length });
+    // A failure of either is the pour's or the put's, and answered as theirs; unheard, an error
+    // event would end the process.
+    entry.on('error', () => undefined);
+    pack.on('error', () => undefined);
+    const poured = pour(bytes, entry).then(
+      () => pack.finalize(),
+      (error: unknown) => {
+        upload.abort();
+        throw error;
+      },
+    );
+    const put = this.#putArchive(containerId, pack, upload.signal).catch((error: unknown) => {
+      entry.destroy();
+      throw error;
+    });
+    const [pouring, putting] = await Promise.allSettled([poured, put]);
+    const failure = pouring.status === 'rejected' ? pouring : putting;
+    if (failure.status === 'rejected') {
+      // Part of it may be there; staged files are the user's, so the user removes it.
+      void this.#exec(containerId, user, ['remove', staged]).catch(() => undefined);
+      throw failure.reason;
+    }
+    return staged;
   }
 
   #idsOf(containerId: string, user: string): Promise<Ids> {
@@ -231,12 +270,12 @@ export class DockerFiles implements SandboxFiles {
     return ids;
   }
 
-  async #putArchive(containerId: string, pack: tar.Pack): Promise<void> {
+  async #putArchive(containerId: string, pack: tar.Pack, signal?: AbortSignal): Promise<void> {
     await this.options.logged('put_archive', containerId, async () => {
       try {
         const response = await this.docker
           .getContainer(containerId)
-          .putArchive(Readable.from(pack), { path: STAGING_ROOT });
+          .putArchive(Readable.from(pack), { path: STAGING_ROOT, abortSignal: signal });
         (response as unknown as Readable).resume?.();
       } catch (error) {
         throw toServiceError(error, `stage a file in container ${containerId}`);
@@ -244,8 +283,13 @@ export class DockerFiles implements SandboxFiles {
     });
   }
 
-  /** The bytes of one regular file, read by the engine; `shownPath` is the caller's name for it. */
-  async #readStaged(containerId: string, path: string, shownPath: string, maxBytes: number) {
+  /** One regular file as the engine streams it; `shownPath` is the caller's name for it. */
+  async #readStaged(
+    containerId: string,
+    path: string,
+    shownPath: string,
+    maxBytes: number,
+  ): Promise<ByteStream> {
     const stream = await this.options.logged('get_archive', containerId, async () => {
       try {
         return (await this.docker.getContainer(containerId).getArchive({ path })) as Readable;
@@ -312,19 +356,19 @@ function stagingFolders(pack: tar.Pack, ids: Ids): void {
   pack.entry({ name: `f/${ids.uid}/`, type: 'directory', mode: 0o700, uid: ids.uid, gid: ids.gid });
 }
 
-/** The first entry of a tar stream, a regular file of at most maxBytes, read into one buffer. */
-function firstFileOf(stream: Readable, path: string, maxBytes: number): Promise<Buffer> {
+/**
+ * The first entry of a tar stream, a regular file of at most maxBytes, as a stream of its bytes:
+ * known (type and size) before a byte of it is read. Destroying it ends the engine's stream too.
+ */
+function firstFileOf(stream: Readable, path: string, maxBytes: number): Promise<ByteStream> {
   return new Promise((resolve, reject) => {
     const extract = tar.extract();
     let settled = false;
-    const finish = (error: Error | null, bytes?: Buffer) => {
-      if (settled) return;
+    const fail = (error: Error) => {
+      stream.destroy();
+      extract.destroy();
+      if (!settled) reject(error);
       settled = true;
-      if (error) {
-        stream.destroy();
-        extract.destroy();
-        reject(error);
-      } else resolve(bytes as Buffer);
     };
     extract.on('entry', (header, body, next) => {
       if (settled) {
@@ -333,31 +377,83 @@ function firstFileOf(stream: Readable, path: string, maxBytes: number): Promise<
         return;
       }
       if (header.type !== 'file') {
-        finish(new PathError(409, `Not a regular file: ${path}`));
+        fail(new PathError(409, `Not a regular file: ${path}`));
         return;
       }
       const size = header.size ?? 0;
       if (size > maxBytes) {
-        finish(new PayloadTooLargeError(`${path} is ${size} bytes, over the limit of ${maxBytes}`));
+        fail(new PayloadTooLargeError(`${path} is ${size} bytes, over the limit of ${maxBytes}`));
         return;
       }
-      const bytes = Buffer.allocUnsafe(size);
-      let at = 0;
-      body.on('data', (chunk) => {
-        // tar-stream's typings leave a chunk unknown; it is a Buffer.
-        const data = chunk as Buffer;
-        data.copy(bytes, at);
-        at += data.length;
-      });
+      settled = true;
+      // A Node stream of bytes (not objects): what the HTTP server can send as it is.
+      const bytes = Readable.from(body, { objectMode: false });
+      let ended = false;
       body.on('end', () => {
-        finish(null, bytes.subarray(0, at));
+        ended = true;
         next();
       });
+      bytes.once('close', () => {
+        if (!ended) fail(new Error('the reader went away'));
+      });
+      resolve({ stream: bytes, length: size });
     });
-    extract.on('finish', () => finish(new PathError(404, `No such file or directory: ${path}`)));
-    extract.on('error', (error) => finish(error));
-    stream.on('error', (error) => finish(error));
+    extract.on('finish', () => fail(new PathError(404, `No such file or directory: ${path}`)));
+    extract.on('error', fail);
+    stream.on('error', fail);
     stream.pipe(extract);
+  });
+}
+
+/** What pour writes into: a tar entry, as tar-stream makes it (a streamx Writable). */
+interface EntrySink {
+  readonly destroyed: boolean;
+  write(chunk: Buffer): boolean;
+  end(data?: unknown): unknown;
+  destroy(error?: Error): void;
+  once(event: 'drain' | 'close', listener: () => void): unknown;
+}
+
+/**
+ * Writes a stream into a tar entry of its length; a stream that ends short is refused. The stream
+ * is never destroyed (it is a request's, whose socket still has an answer to carry): when the
+ * entry fails, what is left of it is left unread.
+ */
+function pour(bytes: ByteStream, entry: EntrySink): Promise<void> {
+  const { stream, length } = bytes;
+  return new Promise((resolve, reject) => {
+    let written = 0;
+    let done = false;
+    const stop = (error?: Error) => {
+      if (done) return;
+      done = true;
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onShort);
+      stream.off('close', onShort);
+      if (!error) {
+        entry.end();
+        resolve();
+        return;
+      }
+      entry.destroy(error);
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      written += chunk.length;
+      if (written > length) return stop(new Error(`the body is longer than its ${length} bytes`));
+      if (!entry.write(chunk)) {
+        stream.pause();
+        entry.once('drain', () => stream.resume());
+      }
+    };
+    const onEnd = () => stop(written === length ? undefined : shortBody(written, length));
+    const onShort = () => stop(shortBody(written, length));
+    entry.once('close', () => stop(new Error('the engine stopped reading the file')));
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onShort);
+    stream.once('close', onShort);
   });
 }
 
