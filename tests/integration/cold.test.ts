@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -41,8 +41,18 @@ beforeAll(async () => {
   client = embeddedS3Client(s3);
   proxy = await startTcpProxy(Number(new URL(s3.endpoint).port));
   coldRoot = join(dir, 'cold');
-  server = await startServer({
-    logFile: join(dir, 'server.log'),
+  server = await startColdServer('server.log');
+  const health = await call<{ cold: { available: boolean; reason?: string } }>('GET', '/health');
+  if (!health.body.cold.available) {
+    unavailable = health.body.cold.reason ?? 'no reason given';
+    dependencyMissing([`the cold tier is unavailable here: ${unavailable}`], 'cold.test.ts');
+  }
+}, 120_000);
+
+/** A server of this file's S3 server (behind the proxy) and cold-tier root. */
+function startColdServer(logName: string): Promise<RunningServer> {
+  return startServer({
+    logFile: join(dir, logName),
     env: {
       ...s3.env,
       AWS_ENDPOINT_URL_S3: proxy.url,
@@ -57,12 +67,7 @@ beforeAll(async () => {
       MATRX_RECONCILE_GRACE_SECONDS: '0',
     },
   });
-  const health = await call<{ cold: { available: boolean; reason?: string } }>('GET', '/health');
-  if (!health.body.cold.available) {
-    unavailable = health.body.cold.reason ?? 'no reason given';
-    dependencyMissing([`the cold tier is unavailable here: ${unavailable}`], 'cold.test.ts');
-  }
-}, 120_000);
+}
 
 afterAll(async () => {
   await server?.stop();
@@ -303,5 +308,33 @@ describe('the cold tier', () => {
       await remove(living.sandbox_id);
     },
     120_000,
+  );
+
+  coldIt(
+    'a service that crashed after its rclone died starts again with a cold tier',
+    async () => {
+      const before = await coldSandbox(user);
+      await run(before.sandbox_id, 'echo again > /data/cold/again.txt');
+      await remove(before.sandbox_id);
+      // The service dies first (its rclone, detached, lives on), then rclone: the bucket's mount
+      // is left dead (its reads fail with ENOTCONN), and nobody unmounts it.
+      await server.kill();
+      process.kill(Number(readFileSync(join(coldRoot, 'rclone.pid'), 'utf8')), 'SIGKILL');
+      await until('the bucket mount is dead', () => {
+        try {
+          readdirSync(join(coldRoot, 'bucket'));
+          return false;
+        } catch (error) {
+          return (error as NodeJS.ErrnoException).code === 'ENOTCONN';
+        }
+      });
+      server = await startColdServer('server-after-crash.log');
+      const health = await call<{ cold: { available: boolean } }>('GET', '/health');
+      expect(health.body.cold.available).toBe(true);
+      const after = await coldSandbox(user);
+      expect((await run(after.sandbox_id, 'cat /data/cold/again.txt')).stdout).toBe('again\n');
+      await remove(after.sandbox_id);
+    },
+    180_000,
   );
 });
