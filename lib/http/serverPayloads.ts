@@ -35,7 +35,7 @@ interface HapiRequest {
   headers: Record<string, string | undefined>;
   raw: { req: Readable & { rawHeaders: string[] } };
   payload: unknown;
-  app: { lentBody?: string };
+  app: { lentBody?: string; overLimit?: boolean };
   response: HapiResponse;
 }
 
@@ -118,20 +118,24 @@ export function configureServerPayloads(maxFileBytes: number): void {
         return h.continue;
       }
       const whole = await readUpTo(body, maxFileBytes);
-      if (!whole)
+      if (!whole) {
+        // The rest is not read (it may never end): the connection closes after the answer.
+        request.app.overLimit = true;
         return h
           .response({ detail: tooLarge(request) })
           .code(413)
           .takeover();
+      }
       request.payload = whole;
       return h.continue;
     });
-    server.ext('onPreResponse', (request, h) => {
+    server.ext('onPreResponse', async (request, h) => {
       if (isRawBodyRoute(request.route.method, request.route.path)) {
         if (request.app.lentBody) claimBody(request.app.lentBody);
-        // A body the handler never read (refused before it): read to the end, so the connection
-        // can take the next request.
-        if (!request.raw.req.readableEnded) request.raw.req.resume();
+        // A body the handler never read (refused before it: no key, a bad path) is read to its
+        // end before the answer, as hapi does for a body it refuses: a client still sending it
+        // gets the answer, and the connection can carry its next request. Its length is bounded.
+        if (!request.app.overLimit) await readToEnd(request.raw.req);
       }
       const { response } = request;
       const lent = response.headers?.[STREAMED_BODY_HEADER];
@@ -163,6 +167,17 @@ function streamed(response: HapiResponse, id: string, h: HapiToolkit): unknown {
     }
   }
   return answer;
+}
+
+/** Reads and drops what is left of a body; at once for one ended or failed. */
+function readToEnd(body: Readable): Promise<void> {
+  if (body.readableEnded || body.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    body.once('end', resolve);
+    body.once('close', resolve);
+    body.once('error', () => resolve());
+    body.resume();
+  });
 }
 
 /**
