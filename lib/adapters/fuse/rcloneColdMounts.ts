@@ -99,18 +99,12 @@ export class RcloneColdMounts implements ColdMounts {
       if (!here) await this.#mounter.run(['mount', '--bind', root, root]);
       here = mountAt(await this.#table(), root);
       if (!here?.shared) await this.#mounter.run(['mount', '--make-shared', root]);
+      const table = await this.#table();
       for (const dir of ['bucket', 'users', 'slots']) {
         const path = join(root, dir);
-        await mkdir(path, { recursive: true, mode: 0o700 }).catch(async (error: unknown) => {
-          // The mount of an rclone that died with an earlier run: out of the way, then mounted
-          // afresh; the sweep binds again what used it.
-          if ((error as NodeJS.ErrnoException).code !== 'ENOTCONN') throw error;
-          this.logger.warn('cold tier: a dead mount left by an earlier run is taken away', {
-            path,
-          });
-          await this.#mounter.run(['umount', '--lazy', path]);
-          await mkdir(path, { recursive: true, mode: 0o700 });
-        });
+        // A mount point is there already. One left dead by a crash (every call on it fails with
+        // ENOTCONN) is replaced by the bucket's mount as it is next needed.
+        if (!mountAt(table, path)) await mkdir(path, { recursive: true, mode: 0o700 });
       }
     } catch (error) {
       return `cannot prepare ${this.settings.root}: ${(error as Error).message}`;
