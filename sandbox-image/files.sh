@@ -69,14 +69,19 @@ op_list() {
   find "$path" -mindepth 1 -maxdepth "$depth" -printf "$ENTRY_FORMAT" 2>/dev/null
 }
 
+# Whether PATH is a regular file the user can read; answers why not and fails otherwise.
+readable_file() {
+  [[ -e $1 ]] || { unreachable "$1"; return 1; }
+  [[ -d $1 ]] && { answer isdir; return 1; }
+  [[ -r $1 ]] || { answer denied; return 1; }
+  [[ -f $1 ]] || { answer other 'Not a regular file'; return 1; }
+  return 0
+}
+
 # A regular file the user can read: its real path, for the engine to read it from.
 op_check_read() {
-  local path=$1
-  [[ -e $path ]] || { unreachable "$path"; return; }
-  [[ -d $path ]] && { answer isdir; return; }
-  [[ -r $path ]] || { answer denied; return; }
-  [[ -f $path ]] || { answer other 'Not a regular file'; return; }
-  answer ok "$(realpath -e -- "$path")"
+  readable_file "$1" || return
+  answer ok "$(realpath -e -- "$1")"
 }
 
 # Makes the parents of TARGET and checks that the user may put a file there, as a shell's `>`
@@ -136,10 +141,7 @@ op_put() {
 # (large), for the engine to read it from.
 op_get() {
   local path=$1 limit=$2 size
-  [[ -e $path ]] || { unreachable "$path"; return; }
-  [[ -d $path ]] && { answer isdir; return; }
-  [[ -r $path ]] || { answer denied; return; }
-  [[ -f $path ]] || { answer other 'Not a regular file'; return; }
+  readable_file "$path" || return
   size=$(stat -L -c %s -- "$path") || { answer other 'stat failed'; return; }
   if ((size > limit)); then
     answer large "$(realpath -e -- "$path")"
