@@ -17,6 +17,9 @@ if (tsc && !process.argv.includes('--check')) {
   const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
     stdio: 'inherit',
   });
+  if (result.status === 0) {
+    spawnSync(process.execPath, ['scripts/build-channel.mjs'], { stdio: 'inherit' });
+  }
   process.exit(result.status ?? 1);
 }
 if (!existsSync('dist/scripts/launcher.js')) {

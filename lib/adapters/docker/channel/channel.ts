@@ -98,17 +98,20 @@ export class Channel {
     });
   }
 
-  /** Starts the channel and waits for its greeting; it says where its last command ended. */
+  /**
+   * Starts the channel (`program`, then the user's name) and waits for its greeting; it says
+   * where its last command ended.
+   */
   static async open(
     docker: Docker,
     containerId: string,
     user: string,
-    script: string,
+    program: string[],
   ): Promise<{ channel: Channel; storedCwd: string }> {
     let stream: Duplex;
     try {
       const exec = await docker.getContainer(containerId).exec({
-        Cmd: ['bash', '-c', script, 'matrx-channel', user],
+        Cmd: [...program, user],
         User: user,
         AttachStdin: true,
         AttachStdout: true,

@@ -23,7 +23,7 @@ import {
   type ProcessSegments,
   type StartDir,
 } from './channel.js';
-import { CHANNEL_SCRIPT } from './script.js';
+import { CHANNEL_SCRIPT, COMPILED_CHANNEL_PATH, SCRIPT_NAME } from './script.js';
 import { decodeChunk } from './utf8.js';
 
 /** Where a sandbox's first command starts. */
@@ -50,16 +50,36 @@ export interface ChannelsOptions {
   sandboxEnv: (containerId: string) => Promise<Record<string, string>>;
   /** Logs a call to the engine as the runtime logs each of them. */
   logged: <T>(operation: string, containerId: string, run: () => Promise<T>) => Promise<T>;
+  /** The compiled channel's binary, put into each sandbox; without it commands take the script. */
+  compiledChannel: Buffer | undefined;
+}
+
+/** The compiled channel runs commands; the script runs background processes (and commands without the compiled one). */
+type ChannelKind = 'compiled' | 'script';
+
+const PROGRAMS: Record<ChannelKind, string[]> = {
+  compiled: [COMPILED_CHANNEL_PATH],
+  script: ['bash', '-c', CHANNEL_SCRIPT, SCRIPT_NAME],
+};
+
+/** A kind of channel that could not start in a sandbox, why, and until when it is not tried. */
+interface Unavailable {
+  reason: string;
+  until: number;
 }
 
 interface SandboxChannels {
-  byUser: Map<string, Promise<Channel>>;
+  byUser: Record<ChannelKind, Map<string, Promise<Channel>>>;
   /** Where the last command ended. */
   cwd: string | undefined;
   /** The sandbox's /run/matrx exists. */
   prepared: Promise<void> | undefined;
-  fallback: { reason: string; until: number } | undefined;
+  /** The script channel could not start: commands take a plain engine exec. */
+  fallback: Unavailable | undefined;
+  /** The compiled channel could not start: commands take the script channel. */
+  compiledFailed: Unavailable | undefined;
   warned: boolean;
+  warnedCompiled: boolean;
   processUsers: Map<string, string>;
 }
 
@@ -74,14 +94,20 @@ export class Channels {
   constructor(
     private readonly docker: Docker,
     private readonly options: ChannelsOptions,
-  ) {}
+  ) {
+    if (!options.compiledChannel) {
+      options.logger.warn(
+        'no compiled command channel (npm run build needs a C compiler): commands take the bash channel',
+      );
+    }
+  }
 
   stats(): ChannelStats {
     let open = 0;
     let fallback = 0;
     const now = Date.now();
     for (const sandbox of this.#sandboxes.values()) {
-      open += sandbox.byUser.size;
+      open += sandbox.byUser.compiled.size + sandbox.byUser.script.size;
       if (sandbox.fallback && sandbox.fallback.until > now) fallback += 1;
     }
     return { open, fallback };
@@ -90,7 +116,7 @@ export class Channels {
   /** Opens these users' channels (the default user's when none is named) ahead of use. */
   warm(containerId: string, users: string[] = [this.options.defaultUser]): void {
     for (const user of users) {
-      void this.#channelOrFallback(containerId, user).catch(() => undefined);
+      void this.#commandChannel(containerId, user).catch(() => undefined);
     }
   }
 
@@ -99,7 +125,7 @@ export class Channels {
     const start = request.keepCwd
       ? { ...this.#startDir(sandbox, undefined), kept: true }
       : this.#startDir(sandbox, request.cwd);
-    const channel = await this.#channelOrFallback(containerId, request.user);
+    const channel = await this.#commandChannel(containerId, request.user);
     const withEnv = { ...request, env: await this.#envOf(containerId, request.env) };
     const result = channel
       ? await channel.exec(withEnv, start, backstopSeconds(request.timeoutSeconds))
@@ -210,8 +236,11 @@ export class Channels {
   discard(containerId: string): void {
     const sandbox = this.#sandboxes.get(containerId);
     this.#sandboxes.delete(containerId);
-    for (const channel of sandbox?.byUser.values() ?? []) {
-      void channel.then((open) => open.close()).catch(() => undefined);
+    const open = sandbox
+      ? [...sandbox.byUser.compiled.values(), ...sandbox.byUser.script.values()]
+      : [];
+    for (const channel of open) {
+      void channel.then((opened) => opened.close()).catch(() => undefined);
     }
   }
 
@@ -223,11 +252,13 @@ export class Channels {
     let sandbox = this.#sandboxes.get(containerId);
     if (!sandbox) {
       sandbox = {
-        byUser: new Map(),
+        byUser: { compiled: new Map(), script: new Map() },
         cwd: undefined,
         prepared: undefined,
         fallback: undefined,
+        compiledFailed: undefined,
         warned: false,
+        warnedCompiled: false,
         processUsers: new Map(),
       };
       this.#sandboxes.set(containerId, sandbox);
@@ -241,9 +272,35 @@ export class Channels {
       : { cwd, implicit: false };
   }
 
-  /** The user's channel, or undefined when the sandbox's commands take the plain exec. */
   /**
-   * The user's channel, or undefined when commands take the plain path. A user the image does
+   * The channel that runs the user's commands: the compiled one, or where it cannot start the
+   * script's, or undefined for the plain path.
+   */
+  async #commandChannel(containerId: string, user: string): Promise<Channel | undefined> {
+    const sandbox = this.#sandbox(containerId);
+    const failed = sandbox.compiledFailed;
+    if (this.options.compiledChannel && !(failed && failed.until > Date.now())) {
+      try {
+        return await this.#channel(containerId, user, 'compiled');
+      } catch (error) {
+        if (error instanceof NoSuchUserError) return undefined; // the plain path says what the engine says
+        if (!(error instanceof ChannelEndedError)) throw error;
+        await this.#ensureRunning(containerId);
+        sandbox.compiledFailed = { reason: error.message, until: Date.now() + RETRY_CHANNEL_MS };
+        if (!sandbox.warnedCompiled) {
+          sandbox.warnedCompiled = true;
+          this.options.logger.warn(
+            'compiled command channel unavailable: commands take the bash channel',
+            { container_id: containerId, user, reason: error.message },
+          );
+        }
+      }
+    }
+    return this.#channelOrFallback(containerId, user);
+  }
+
+  /**
+   * The user's script channel, or undefined when commands take the plain path. A user the image does
    * not have sends that request alone there, or is a 422 when a channel is required.
    */
   async #channelOrFallback(
@@ -254,7 +311,7 @@ export class Channels {
     const sandbox = this.#sandbox(containerId);
     if (sandbox.fallback && sandbox.fallback.until > Date.now()) return undefined;
     try {
-      return await this.#channel(containerId, user);
+      return await this.#channel(containerId, user, 'script');
     } catch (error) {
       if (error instanceof NoSuchUserError) {
         if (!required) return undefined; // the plain path says what the engine says of that user
@@ -299,7 +356,8 @@ export class Channels {
   /** Any open channel of the sandbox reads its processes' state; the default user's otherwise. */
   async #listingChannel(containerId: string): Promise<Channel> {
     const sandbox = this.#sandbox(containerId);
-    const open = sandbox.byUser.get(this.options.defaultUser) ?? [...sandbox.byUser.values()][0];
+    const scripts = sandbox.byUser.script;
+    const open = scripts.get(this.options.defaultUser) ?? [...scripts.values()][0];
     return open ?? this.#requiredChannel(containerId, this.options.defaultUser);
   }
 
@@ -315,14 +373,15 @@ export class Channels {
     return this.#requiredChannel(containerId, user);
   }
 
-  #channel(containerId: string, user: string): Promise<Channel> {
+  #channel(containerId: string, user: string, kind: ChannelKind): Promise<Channel> {
     const sandbox = this.#sandbox(containerId);
-    let channel = sandbox.byUser.get(user);
+    const byUser = sandbox.byUser[kind];
+    let channel = byUser.get(user);
     if (!channel) {
-      const opening = this.#open(containerId, user, sandbox);
-      sandbox.byUser.set(user, opening);
+      const opening = this.#open(containerId, user, sandbox, kind);
+      byUser.set(user, opening);
       const forget = () => {
-        if (sandbox.byUser.get(user) === opening) sandbox.byUser.delete(user);
+        if (byUser.get(user) === opening) byUser.delete(user);
       };
       opening.then(
         (open) =>
@@ -332,6 +391,7 @@ export class Channels {
             this.options.logger[level]('command channel ended', {
               container_id: containerId,
               user,
+              kind,
               reason,
             });
             this.#killOrphans(containerId, user, open.runningTags);
@@ -343,17 +403,23 @@ export class Channels {
     return channel;
   }
 
-  async #open(containerId: string, user: string, sandbox: SandboxChannels): Promise<Channel> {
+  async #open(
+    containerId: string,
+    user: string,
+    sandbox: SandboxChannels,
+    kind: ChannelKind,
+  ): Promise<Channel> {
     sandbox.prepared ??= this.#prepare(containerId).catch((error: unknown) => {
       sandbox.prepared = undefined;
       throw error;
     });
     await sandbox.prepared;
     const { channel, storedCwd } = await this.options.logged('open_channel', containerId, () =>
-      Channel.open(this.docker, containerId, user, CHANNEL_SCRIPT),
+      Channel.open(this.docker, containerId, user, PROGRAMS[kind]),
     );
     sandbox.cwd ??= storedCwd || undefined;
-    sandbox.fallback = undefined;
+    if (kind === 'script') sandbox.fallback = undefined;
+    else sandbox.compiledFailed = undefined;
     return channel;
   }
 
@@ -371,12 +437,15 @@ export class Channels {
    */
   #killOrphans(containerId: string, user: string, tags: string[]): void {
     if (tags.length === 0 || !this.#sandboxes.has(containerId)) return;
-    void this.#channel(containerId, user)
-      .then((channel) => tags.forEach((tag) => channel.kill(tag)))
+    void this.#commandChannel(containerId, user)
+      .then((channel) => tags.forEach((tag) => channel?.kill(tag)))
       .catch(() => undefined);
   }
 
-  /** /run/matrx and its two shared folders, sticky like /tmp, made as root by the engine. */
+  /**
+   * /run/matrx and its two shared folders, sticky like /tmp, and the compiled channel in root's
+   * bin/ (no user can replace what root's channel runs), made as root by the engine.
+   */
   async #prepare(containerId: string): Promise<void> {
     const pack = tar.pack();
     const folder = (name: string, mode: number) =>
@@ -385,6 +454,11 @@ export class Channels {
     folder('run/matrx/', 0o755);
     folder('run/matrx/u/', 0o1777);
     folder('run/matrx/p/', 0o1777);
+    const compiled = this.options.compiledChannel;
+    if (compiled) {
+      folder('run/matrx/bin/', 0o755);
+      pack.entry({ name: COMPILED_CHANNEL_PATH.slice(1), mode: 0o755, uid: 0, gid: 0 }, compiled);
+    }
     pack.finalize();
     await this.options.logged('put_archive', containerId, async () => {
       try {
