@@ -12,6 +12,11 @@ ARG BASE_IMAGE=node:20-bookworm-slim
 
 FROM ${BASE_IMAGE} AS build
 WORKDIR /app
+# The compiled command channel (a static binary the service puts into each sandbox) needs a C
+# compiler and the static C library; without them the build leaves it out and commands take the
+# bash channel.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 # No dependency needs its install script: ssh2's and cpu-features' native parts are optional
 # (dockerode reaches the engine over the socket), the rest print notices or send telemetry.
 COPY package.json package-lock.json ./

@@ -209,6 +209,26 @@ describe('the command channel', () => {
     expect(nul.stdout).toBe('a\0b');
   });
 
+  it('answers when the command ends, while what it left running goes on writing to its stdout', async () => {
+    const ran = await runtime.exec(
+      containerId,
+      request(
+        '(for i in $(seq 20); do echo "$i"; sleep 0.05; done; touch /tmp/writer-done) & echo started',
+      ),
+    );
+    expect(ran).toMatchObject({ exitCode: 0, stdout: expect.stringMatching(/^started\n/) });
+    // The writer takes a second or more: the answer did not wait for it.
+    expect(await inspect('test -e /tmp/writer-done && echo done || echo running')).toBe(
+      'running\n',
+    );
+    await until(
+      'the writer finishes (no SIGPIPE)',
+      async () =>
+        (await inspect('test -e /tmp/writer-done && echo done || true')).trim() === 'done',
+      { timeoutMs: 10_000 },
+    );
+  });
+
   it('runs 20 commands at once, each with its own output', async () => {
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, index) =>
@@ -294,6 +314,25 @@ describe('the command channel', () => {
       "ps -eo pid=,stat=,args= | awk '$2 ~ /^T/ && /matrx-channel/ {print $1}' | xargs -r kill -9",
     );
   }, 60_000);
+
+  it('runs commands through the script channel where the compiled one cannot start', async () => {
+    const before = await runtime.exec(containerId, request('cat /proc/$PPID/comm'));
+    expect(before.stdout).toBe('matrx-channel\n');
+    await inspect('chmod 0 /run/matrx/bin/matrx-channel; pkill -9 -x matrx-channel');
+    await until('the compiled channel is gone', async () => (await channels()).length === 0, {
+      timeoutMs: 10_000,
+    });
+    const ran = await runtime.exec(
+      containerId,
+      request('cat /proc/$PPID/comm; cd /srv; echo "$GREETING"; cat', {
+        env: { GREETING: 'hi' },
+        stdin: 'in',
+      }),
+    );
+    expect(ran).toMatchObject({ exitCode: 0, stdout: 'bash\nhi\nin', stderr: '', cwd: '/srv' });
+    expect(runtime.channelStats().fallback).toBe(0);
+    await inspect('chmod 755 /run/matrx/bin/matrx-channel');
+  });
 
   it('falls back to a plain engine exec when the channel cannot start, and counts it', async () => {
     await inspect('chmod 0 /run/matrx/u; pkill -9 -f matrx-channel; rm -rf /run/matrx/u/1000');
