@@ -75,7 +75,7 @@ struct stream {
 struct command {
   char *slot, *tag, *sweep_tag, *files;
   pid_t pid;
-  int exited, status, keep_cwd;
+  int status, keep_cwd;
   size_t limit;
   long long deadline;
   struct stream out, err;
@@ -669,7 +669,6 @@ static void reap(void) {
     }
     for (size_t i = 0; i < command_count; i++)
       if (commands[i]->pid == pid) {
-        commands[i]->exited = 1;
         commands[i]->status = status;
         finish(commands[i]);
         break;

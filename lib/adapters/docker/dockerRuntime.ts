@@ -80,11 +80,6 @@ export interface DockerRuntimeOptions {
   diskLimitBytes: number;
   /** The image the engine's support for that size is tried with (the sandbox image). */
   diskProbeImage: string;
-  /**
-   * The compiled command channel's binary; null: none (commands take the bash channel). Absent:
-   * the one `npm run build` made, where it could.
-   */
-  compiledChannel?: Buffer | null;
 }
 
 export class DockerRuntime implements ContainerRuntime {
@@ -112,10 +107,7 @@ export class DockerRuntime implements ContainerRuntime {
       logger,
       sandboxEnv: async (containerId) => (await this.#identityOf(containerId))?.env ?? {},
       logged: (operation, containerId, run) => this.#call(operation, containerId, run, false),
-      compiledChannel:
-        options.compiledChannel === undefined
-          ? loadCompiledChannel()
-          : (options.compiledChannel ?? undefined),
+      compiledChannel: loadCompiledChannel(),
     });
     this.files = new DockerFiles(docker, {
       exec: (containerId, request) => this.exec(containerId, request),
