@@ -1,4 +1,5 @@
 import { configureServerPayloads } from './http/serverPayloads.js';
+import { rememberLoadedHandlers } from './http/handlerLoading.js';
 import { keepHttpLayerInContract } from './http/httpLayer.js';
 import { keepPortOnLoopback } from './loopbackListen.js';
 import { processApp } from './processApp.js';
@@ -31,6 +32,7 @@ const app = processApp();
 configureServerPayloads(app.settings.MAX_FILE_BYTES);
 keepPortOnLoopback(app.settings.LAMBDA_PORT);
 keepHttpLayerInContract(app.settings.PORT, app.logger);
+rememberLoadedHandlers();
 app.start();
 
 process.on('message', (message: DrainRequest) => {

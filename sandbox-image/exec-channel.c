@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -42,14 +43,16 @@
 #define SWEEP_PASSES 8
 
 /*
- * The spare's script, on one line (the command's line numbers count from it): it waits on stdin
- * for the path of a file that holds the command (files, stdin, cwd, implicit, unused, env entries,
- * command), then does what the forked path does and runs the command with `eval`, so that line
- * numbers and messages are those of `bash -c`. Its stdout and stderr are the command's pipes.
+ * The spare's script, on one line (the command's line numbers count from it): it waits for a byte
+ * on stdin, then reads the command's fields (files, stdin, cwd, implicit, unused, env entries,
+ * command) from fd 3, an in-memory file the channel wrote them to (a file, not a pipe: bash reads
+ * a pipe a byte at a time), does what the forked path does and runs the command with `eval`, so
+ * that line numbers and messages are those of `bash -c`. Its stdout and stderr are the command's
+ * pipes.
  */
 static const char spare_boot[] =
-    "IFS= read -r -d \"\" __m_f || exit 0; mapfile -d \"\" -t __m_a <\"$__m_f\"; "
-    "exec <\"${__m_a[1]}\"; __m_c=${__m_a[-1]}; "
+    "IFS= read -r -n 1 __m_f || exit 0; mapfile -d \"\" -t -u 3 __m_a; "
+    "exec <\"${__m_a[1]}\" 3<&-; __m_c=${__m_a[-1]}; "
     "if ! cd -- \"${__m_a[2]}\" 2>/dev/null; then if [[ ${__m_a[3]} != 0 ]]; then "
     "cd -- " FALLBACK_CWD " 2>/dev/null || cd /; else __m_w='Permission denied'; "
     "if [[ ! -e ${__m_a[2]} ]]; then __m_w='No such file or directory'; "
@@ -89,9 +92,9 @@ static size_t leftover_count;
 
 static struct {
   pid_t pid;
-  int control, out, err;
+  int control, request, out, err;
   char tag[64];
-} spare = {0, -1, -1, -1, ""};
+} spare = {0, -1, -1, -1, -1, ""};
 static int spares_enabled;
 static unsigned spare_serial;
 static long long last_exec;
@@ -99,6 +102,10 @@ static long long last_exec;
 static int events_fd = -1;
 static mode_t command_umask;
 static char state[256];
+/* What the state's cwd file holds: where the last command that moved it ended. */
+static char *stored_cwd;
+/* bash's path for spares (whose PATH is the channel's), looked up once rather than at each. */
+static char *bash_path;
 static buffer input;
 static sigset_t blocked;
 
@@ -263,20 +270,39 @@ static int output_pipe(int ends[2]) {
   return 0;
 }
 
+static void close_spare(void) {
+  close(spare.control);
+  close(spare.request);
+  close(spare.out);
+  close(spare.err);
+  spare.pid = 0;
+}
+
 static void make_spare(void) {
   if (!spares_enabled || spare.pid > 0) return;
   int control[2], out[2], err[2];
-  if (pipe2(control, O_CLOEXEC) != 0) return;
+  int request = memfd_create("matrx-request", MFD_CLOEXEC);
+  if (request < 0) {
+    spares_enabled = 0;
+    return;
+  }
+  if (pipe2(control, O_CLOEXEC) != 0) {
+    close(request);
+    return;
+  }
   if (output_pipe(out) != 0 || output_pipe(err) != 0) {
     close(control[0]);
     close(control[1]);
+    close(request);
     return;
   }
   snprintf(spare.tag, sizeof spare.tag, "s%d.%u", (int)getpid(), ++spare_serial);
   pid_t pid = fork();
   if (pid == 0) {
     child_basics(control[0], out[1], err[1]);
+    dup2(request, 3);
     command_environment(spare.tag, NULL, 0);
+    if (bash_path) execl(bash_path, "bash", "-c", spare_boot, "bash", (char *)NULL);
     execlp("bash", "bash", "-c", spare_boot, "bash", (char *)NULL);
     _exit(127);
   }
@@ -285,12 +311,14 @@ static void make_spare(void) {
   close(err[1]);
   if (pid < 0) {
     close(control[1]);
+    close(request);
     close(out[0]);
     close(err[0]);
     return;
   }
   spare.pid = pid;
   spare.control = control[1];
+  spare.request = request;
   spare.out = out[0];
   spare.err = err[0];
 }
@@ -319,7 +347,7 @@ static int write_file(const char *path, const void *bytes, size_t n) {
   return 0;
 }
 
-/* Hands the command to the spare: its fields in a file, the file's path on its stdin. */
+/* Hands the command to the spare: its fields in the spare's request file, then a byte to go. */
 static int run_in_spare(struct command *c, const char *in_path, const char *cwd, const char *implicit,
                         char **env, size_t env_count, const char *command) {
   buffer request = {0};
@@ -331,30 +359,25 @@ static int run_in_spare(struct command *c, const char *in_path, const char *cwd,
     append(&request, env[2 * i + 1], strlen(env[2 * i + 1]) + 1);
   }
   append(&request, command, strlen(command) + 1);
-  char *request_path = format("%s.x", c->files);
-  char *alias_path = format("%s.alias", c->files);
-  int ok = write_file(request_path, request.data, request.len) == 0 &&
-           write_file(alias_path, spare.tag, strlen(spare.tag)) == 0;
+  int ok = pwrite(spare.request, request.data, request.len, 0) == (ssize_t)request.len &&
+           write(spare.control, "x", 1) == 1;
   free(request.data);
-  if (ok) {
-    size_t length = strlen(request_path) + 1;
-    ok = write(spare.control, request_path, length) == (ssize_t)length;
-  }
-  free(request_path);
-  free(alias_path);
-  close(spare.control);
   if (!ok) {
     kill(spare.pid, SIGKILL);
-    close(spare.out);
-    close(spare.err);
-    spare.pid = 0;
+    close_spare();
     return -1;
   }
+  close(spare.control);
+  close(spare.request);
   c->pid = spare.pid;
   c->sweep_tag = checked(strdup(spare.tag));
   c->out.fd = spare.out;
   c->err.fd = spare.err;
   spare.pid = 0;
+  /* While the spare starts the command: a kill from a later channel finds the spare by it. */
+  char *alias_path = format("%s.alias", c->files);
+  write_file(alias_path, c->sweep_tag, strlen(c->sweep_tag));
+  free(alias_path);
   return 0;
 }
 
@@ -579,7 +602,7 @@ static char *read_small_file(const char *path) {
 }
 
 static void remove_files(const char *files) {
-  static const char *suffixes[] = {".cwd", ".in", ".x", ".alias"};
+  static const char *suffixes[] = {".cwd", ".in", ".alias"};
   for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
     char *path = format("%s%s", files, suffixes[i]);
     unlink(path);
@@ -642,13 +665,17 @@ static void finish(struct command *c) {
     char *cwd_path = format("%s.cwd", c->files);
     ended_in = read_small_file(cwd_path);
     free(cwd_path);
-    if (ended_in && ended_in[0]) {
-      char *stored = format("%s/cwd", state);
-      write_file(stored, ended_in, strlen(ended_in) + 1);
-      free(stored);
-    }
   }
   report(c, rc, ended_in ? ended_in : "");
+  /* After the answer: the stored cwd is for the next channel, and rarely moves. */
+  if (ended_in && ended_in[0] && strcmp(ended_in, stored_cwd) != 0) {
+    char *stored = format("%s/cwd", state);
+    if (write_file(stored, ended_in, strlen(ended_in) + 1) == 0) {
+      free(stored_cwd);
+      stored_cwd = checked(strdup(ended_in));
+    }
+    free(stored);
+  }
   free(ended_in);
   remove_files(c->files);
   forget(c);
@@ -660,10 +687,7 @@ static void reap(void) {
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
     if (pid == spare.pid) {
       /* A spare that ended unused (killed from inside, or it cannot run here). */
-      close(spare.control);
-      close(spare.out);
-      close(spare.err);
-      spare.pid = 0;
+      close_spare();
       if (WIFEXITED(status) && WEXITSTATUS(status) != 0) spares_enabled = 0;
       continue;
     }
@@ -701,6 +725,21 @@ static int bash_takes_spares(void) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+static void find_bash(void) {
+  const char *path = getenv("PATH");
+  if (!path) return;
+  char *dirs = checked(strdup(path)), *rest = dirs, *dir;
+  while (!bash_path && (dir = strsep(&rest, ":"))) {
+    if (dir[0] != '/') continue;
+    char *candidate = format("%s/bash", dir);
+    if (access(candidate, X_OK) == 0)
+      bash_path = candidate;
+    else
+      free(candidate);
+  }
+  free(dirs);
+}
+
 static void prepare_state(void) {
   struct stat info;
   if (stat(BASE "/u", &info) != 0 || stat(BASE "/p", &info) != 0) fail(BASE " is missing");
@@ -731,11 +770,12 @@ int main(int argc, char **argv) {
 
   prepare_state();
   spares_enabled = bash_takes_spares();
+  find_bash();
   char *stored_path = format("%s/cwd", state);
-  char *stored = read_small_file(stored_path);
+  stored_cwd = read_small_file(stored_path);
   free(stored_path);
-  fields(1, "matrx-channel", PROTOCOL, stored ? stored : "", NULL);
-  free(stored);
+  if (!stored_cwd) stored_cwd = checked(strdup(""));
+  fields(1, "matrx-channel", PROTOCOL, stored_cwd, NULL);
   make_spare();
 
   struct pollfd *polled = NULL;
