@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Duplex, Readable, Writable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import { ConflictError, DOCKER, UnavailableError } from '../../../errors.js';
 import type {
@@ -12,7 +12,6 @@ import type {
 } from '../../../ports.js';
 import { saysNoSuchUser, toServiceError } from '../dockerErrors.js';
 import { ByteReader } from './byteReader.js';
-import { openDirectPipes, type DirectPipes } from './directPipes.js';
 import { chunkSink } from './sinks.js';
 
 const TIMEOUT_EXIT_CODE = 124;
@@ -80,48 +79,23 @@ export class Channel {
   #stalled = false;
   readonly ended: Promise<string>;
 
-  /** Where requests go: the exec's stdin, or the channel's own pipe once it is open. */
-  #requests: Writable;
-  #direct: DirectPipes | undefined;
-  #end: (why: string) => void = () => undefined;
-
   private constructor(
     private readonly stream: Duplex,
     readonly user: string,
   ) {
-    this.#requests = stream;
     this.ended = new Promise((resolve) => {
-      this.#end = (why: string) => {
+      const end = (why: string) => {
         if (this.#endReason !== undefined) return;
         this.#endReason = this.#lastComplaint || why;
         this.#reader.end(new ChannelEndedError(this.#endReason));
         this.#events.end(new ChannelEndedError(this.#endReason));
         for (const finish of this.#finished.values()) finish(undefined);
-        this.close();
         resolve(this.#endReason);
       };
+      stream.once('end', () => end('the channel ended'));
+      stream.once('close', () => end('the channel ended'));
+      stream.once('error', (error: Error) => end(`the channel failed: ${error.message}`));
     });
-    this.#endWith(stream);
-  }
-
-  #endWith(stream: Readable | Writable): void {
-    stream.once('end', () => this.#end('the channel ended'));
-    stream.once('close', () => this.#end('the channel ended'));
-    stream.once('error', (error: Error) => this.#end(`the channel failed: ${error.message}`));
-  }
-
-  /** From now on requests and answers take the channel's own pipes. */
-  #takeDirect(pipes: DirectPipes): void {
-    this.#direct = pipes;
-    this.#requests = pipes.requests;
-    pipes.answers.on('data', (chunk: Buffer) => this.#reader.push(chunk));
-    pipes.events.on('data', (chunk: Buffer) => this.#events.push(chunk));
-    for (const pipe of [pipes.requests, pipes.answers, pipes.events]) this.#endWith(pipe);
-  }
-
-  /** True when requests skip the engine (the channel's pipes, opened through /proc). */
-  get direct(): boolean {
-    return this.#direct !== undefined;
   }
 
   /**
@@ -133,17 +107,10 @@ export class Channel {
     containerId: string,
     user: string,
     program: string[],
-    options: {
-      /** The program offers its own pipes after its greeting (the compiled channel does). */
-      offersPipes?: boolean;
-      /** Opens the offered pipes of the channel's process, when this side can. */
-      openPipes?: (pid: number, offer: string) => DirectPipes | undefined;
-    } = {},
   ): Promise<{ channel: Channel; storedCwd: string }> {
     let stream: Duplex;
-    let exec: Docker.Exec;
     try {
-      exec = await docker.getContainer(containerId).exec({
+      const exec = await docker.getContainer(containerId).exec({
         Cmd: [...program, user],
         User: user,
         AttachStdin: true,
@@ -170,7 +137,7 @@ export class Channel {
       if (name !== 'matrx-channel' || protocol !== PROTOCOL) {
         throw new ChannelEndedError(`unexpected greeting ${JSON.stringify(name)} ${protocol}`);
       }
-      return { storedCwd, offer: options.offersPipes ? await reader.text() : '' };
+      return storedCwd;
     });
     let timer: NodeJS.Timeout | undefined;
     const tooLate = new Promise<never>((_, reject) => {
@@ -180,11 +147,7 @@ export class Channel {
       );
     });
     try {
-      const { storedCwd, offer } = await Promise.race([hello, tooLate]);
-      const pipes = offer
-        ? await pipesOf(exec, offer, options.openPipes ?? openDirectPipes)
-        : undefined;
-      if (pipes) channel.#takeDirect(pipes);
+      const storedCwd = await Promise.race([hello, tooLate]);
       return { channel, storedCwd };
     } catch (error) {
       channel.close();
@@ -218,7 +181,6 @@ export class Channel {
 
   close(): void {
     this.stream.destroy();
-    if (this.#direct) for (const pipe of Object.values(this.#direct)) pipe.destroy();
   }
 
   async exec(request: ExecRequest, start: StartDir, backstopSeconds: number): Promise<ExecResult> {
@@ -356,7 +318,7 @@ export class Channel {
 
   #send(fields: Field[]): void {
     this.#ensureAlive('before the request');
-    this.#requests.write(encode(fields));
+    this.stream.write(encode(fields));
   }
 
   /** Sends a request and reads its answer once the answers before it are read. */
@@ -411,20 +373,6 @@ export class Channel {
 }
 
 /** The channel ended, or answered something it should not have. */
-/** The channel's own pipes when this side can open them; the exec's stdio serves otherwise. */
-async function pipesOf(
-  exec: Docker.Exec,
-  offer: string,
-  open: (pid: number, offer: string) => DirectPipes | undefined,
-): Promise<DirectPipes | undefined> {
-  try {
-    const { Pid } = await exec.inspect();
-    return open(Pid, offer);
-  } catch {
-    return undefined;
-  }
-}
-
 export class ChannelEndedError extends Error {}
 
 /** The image has no such user: the request's mistake, not the sandbox's. */
