@@ -156,6 +156,8 @@ export interface ChannelStats {
   open: number;
   /** Sandboxes whose commands take the plain engine exec, their channel unable to start. */
   fallback: number;
+  /** Of the open channels, those whose requests skip the engine (their own pipes, via /proc). */
+  direct: number;
 }
 
 /**

@@ -111,7 +111,11 @@ export function healthWire(health: Health) {
     docker: dependencyWire(health.docker),
     registry: { store: health.registry.store, ...dependencyWire(health.registry) },
     storage: { configured: health.storage.configured, ...dependencyWire(health.storage) },
-    channels: { open: health.channels.open, fallback: health.channels.fallback },
+    channels: {
+      open: health.channels.open,
+      fallback: health.channels.fallback,
+      direct: health.channels.direct,
+    },
     pool: { target: health.pool.target, ready: health.pool.ready },
     disk: { mode: health.disk.mode, limit_bytes: health.disk.limitBytes },
     cold: {

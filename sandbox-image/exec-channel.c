@@ -100,6 +100,16 @@ static unsigned spare_serial;
 static long long last_exec;
 
 static int events_fd = -1;
+static int answers_fd = 1;
+/*
+ * Pipes the orchestrator may open through /proc (when it runs in the host's process namespace,
+ * as root): requests in, answers and events out, without the engine's copying of the exec's
+ * stdio in between. Its first bytes on `requests` move the answers and events to them.
+ */
+static struct {
+  int requests[2], answers[2], events[2];
+  int taken;
+} direct = {{-1, -1}, {-1, -1}, {-1, -1}, 0};
 static mode_t command_umask;
 static char state[256];
 /* What the state's cwd file holds: where the last command that moved it ended. */
@@ -541,7 +551,7 @@ static void handle_requests(void) {
         took = on_kill();
         break;
       case 'N':
-        fields(1, "ok", NULL);
+        fields(answers_fd, "ok", NULL);
         took = 2;
         break;
       default: {
@@ -752,6 +762,30 @@ static void prepare_state(void) {
   }
 }
 
+/* Reads requests from `fd` and handles those that are whole; 0 once it has ended. */
+static int read_requests(int fd) {
+  char chunk[65536];
+  ssize_t got = read(fd, chunk, sizeof chunk);
+  if (got > 0) {
+    append(&input, chunk, (size_t)got);
+    handle_requests();
+    return 1;
+  }
+  return got < 0 && (errno == EINTR || errno == EAGAIN);
+}
+
+/* The orchestrator opened the direct pipes: answers and events go there, and the ends it holds
+ * are closed here, so that either side sees the other's end. */
+static void take_direct_pipes(void) {
+  direct.taken = 1;
+  close(direct.requests[1]);
+  close(direct.answers[0]);
+  close(direct.events[0]);
+  answers_fd = direct.answers[1];
+  dup3(direct.events[1], events_fd, O_CLOEXEC);
+  close(direct.events[1]);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -775,17 +809,29 @@ int main(int argc, char **argv) {
   stored_cwd = read_small_file(stored_path);
   free(stored_path);
   if (!stored_cwd) stored_cwd = checked(strdup(""));
-  fields(1, "matrx-channel", PROTOCOL, stored_cwd, NULL);
+  char offer[128] = "";
+  if (pipe2(direct.requests, O_CLOEXEC) == 0 && pipe2(direct.answers, O_CLOEXEC) == 0 &&
+      pipe2(direct.events, O_CLOEXEC) == 0) {
+    struct stat requests, answers, events;
+    fstat(direct.requests[1], &requests);
+    fstat(direct.answers[0], &answers);
+    fstat(direct.events[0], &events);
+    snprintf(offer, sizeof offer, "%d:%lu %d:%lu %d:%lu", direct.requests[1],
+             (unsigned long)requests.st_ino, direct.answers[0], (unsigned long)answers.st_ino,
+             direct.events[0], (unsigned long)events.st_ino);
+  }
+  fields(1, "matrx-channel", PROTOCOL, stored_cwd, offer, NULL);
   make_spare();
 
   struct pollfd *polled = NULL;
   int stdin_open = 1;
   while (stdin_open) {
-    size_t capacity = 2 + command_count * 2 + leftover_count;
+    size_t capacity = 3 + command_count * 2 + leftover_count;
     polled = checked(realloc(polled, capacity * sizeof *polled));
     size_t n = 0;
     polled[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
     polled[n++] = (struct pollfd){.fd = children, .events = POLLIN};
+    polled[n++] = (struct pollfd){.fd = direct.requests[0], .events = POLLIN};
     for (size_t i = 0; i < command_count; i++) {
       polled[n++] = (struct pollfd){.fd = commands[i]->out.fd, .events = POLLIN};
       polled[n++] = (struct pollfd){.fd = commands[i]->err.fd, .events = POLLIN};
@@ -805,15 +851,10 @@ int main(int argc, char **argv) {
 
     if (poll(polled, n, timeout) < 0 && errno != EINTR) fail("poll failed");
 
-    if (polled[0].revents) {
-      char chunk[65536];
-      ssize_t got = read(0, chunk, sizeof chunk);
-      if (got > 0) {
-        append(&input, chunk, (size_t)got);
-        handle_requests();
-      } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-        stdin_open = 0;
-      }
+    if (polled[0].revents && !read_requests(0)) stdin_open = 0;
+    if (polled[2].revents) {
+      if (!direct.taken) take_direct_pipes();
+      if (!read_requests(direct.requests[0])) stdin_open = 0;
     }
     for (size_t i = 0; i < command_count; i++) {
       drain(&commands[i]->out, commands[i]->limit);

@@ -238,8 +238,15 @@ export const healthResponse = z.strictObject({
   registry: z.strictObject({ store: z.enum(['memory', 'postgres']), ...dependencyHealth }),
   storage: z.strictObject({ configured: z.boolean(), ...dependencyHealth }),
   channels: z
-    .strictObject({ open: z.number().int(), fallback: z.number().int() })
-    .meta({ description: 'Command channels open now; sandboxes whose channel could not start' }),
+    .strictObject({
+      open: z.number().int(),
+      fallback: z.number().int(),
+      direct: z.number().int(),
+    })
+    .meta({
+      description:
+        'Command channels open now; sandboxes whose channel could not start; channels that skip the engine',
+    }),
   pool: z
     .strictObject({ target: z.number().int(), ready: z.number().int() })
     .meta({ description: 'Warm pool: its size (MATRX_WARM_POOL_SIZE), containers ready now' }),

@@ -1,5 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Channel } from '../../lib/adapters/docker/channel/channel.js';
+import { COMPILED_CHANNEL_PATH } from '../../lib/adapters/docker/channel/script.js';
 import { DockerRuntime } from '../../lib/adapters/docker/dockerRuntime.js';
 import { HOST_ID_LABEL, SANDBOX_ID_LABEL, USER_ID_LABEL } from '../../lib/domain/sandbox.js';
 import { createLogger } from '../../lib/logger.js';
@@ -113,7 +115,7 @@ describe('the command channel', () => {
       timeoutMs: 10_000,
     });
     expect((await channels())[0]).toMatch(/^agent \d+$/);
-    expect(runtime.channelStats()).toEqual({ open: 1, fallback: 0 });
+    expect(runtime.channelStats()).toEqual({ open: 1, fallback: 0, direct: 1 });
   });
 
   it('runs a command as an engine exec of its own would: user, groups, home, environment, stdin, limits', async () => {
@@ -354,6 +356,33 @@ describe('the command channel', () => {
     expect(timedOut).toMatchObject({ exitCode: 124, timedOut: true, stdout: 'started\n' });
     expect((await inspect("pgrep -c -f '^sleep 614' || true")).trim()).toBe('0');
     await inspect('chmod 1777 /run/matrx/u');
+  });
+
+  it('talks over its own pipes where the service can open them, and over its Docker exec where not', async () => {
+    for (const openPipes of [undefined, () => undefined]) {
+      const { channel } = await Channel.open(
+        docker,
+        containerId,
+        'agent',
+        [COMPILED_CHANNEL_PATH],
+        {
+          offersPipes: true,
+          openPipes,
+        },
+      );
+      try {
+        expect(channel.direct).toBe(openPipes === undefined);
+        const ran = await channel.exec(
+          request('cat /proc/$PPID/comm; echo oops >&2; exit 3'),
+          { cwd: '/tmp', implicit: false, kept: true },
+          30,
+        );
+        expect(ran).toMatchObject({ exitCode: 3, stdout: 'matrx-channel\n', stderr: 'oops\n' });
+        await channel.ping();
+      } finally {
+        channel.close();
+      }
+    }
   });
 
   it('ends with the runtime: closing it leaves no channel in the sandbox', async () => {

@@ -297,7 +297,7 @@ export class FakeRuntime implements ports.ContainerRuntime {
     throw new Error(`no process ${processId}`);
   }
 
-  channels: ports.ChannelStats = { open: 0, fallback: 0 };
+  channels: ports.ChannelStats = { open: 0, fallback: 0, direct: 0 };
 
   channelStats(): ports.ChannelStats {
     return this.channels;

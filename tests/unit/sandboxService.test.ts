@@ -93,8 +93,8 @@ describe('SandboxService', () => {
     const { service, health } = serviceWith(runtime);
     await service.create('alice', {});
     expect(await health.check()).toMatchObject({ status: 'healthy', activeSandboxes: 1 });
-    runtime.channels = { open: 3, fallback: 1 };
-    expect(healthWire(await health.check()).channels).toEqual({ open: 3, fallback: 1 });
+    runtime.channels = { open: 3, fallback: 1, direct: 2 };
+    expect(healthWire(await health.check()).channels).toEqual({ open: 3, fallback: 1, direct: 2 });
     runtime.failOn.set('ping', new UnavailableError('Docker engine', 'down'));
     expect(await health.check()).toMatchObject({
       status: 'degraded',

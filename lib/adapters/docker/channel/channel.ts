@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { ConflictError, DOCKER, UnavailableError } from '../../../errors.js';
 import type {
@@ -12,6 +12,7 @@ import type {
 } from '../../../ports.js';
 import { saysNoSuchUser, toServiceError } from '../dockerErrors.js';
 import { ByteReader } from './byteReader.js';
+import { openDirectPipes, type DirectPipes } from './directPipes.js';
 import { chunkSink } from './sinks.js';
 
 const TIMEOUT_EXIT_CODE = 124;
@@ -79,23 +80,48 @@ export class Channel {
   #stalled = false;
   readonly ended: Promise<string>;
 
+  /** Where requests go: the exec's stdin, or the channel's own pipe once it is open. */
+  #requests: Writable;
+  #direct: DirectPipes | undefined;
+  #end: (why: string) => void = () => undefined;
+
   private constructor(
     private readonly stream: Duplex,
     readonly user: string,
   ) {
+    this.#requests = stream;
     this.ended = new Promise((resolve) => {
-      const end = (why: string) => {
+      this.#end = (why: string) => {
         if (this.#endReason !== undefined) return;
         this.#endReason = this.#lastComplaint || why;
         this.#reader.end(new ChannelEndedError(this.#endReason));
         this.#events.end(new ChannelEndedError(this.#endReason));
         for (const finish of this.#finished.values()) finish(undefined);
+        this.close();
         resolve(this.#endReason);
       };
-      stream.once('end', () => end('the channel ended'));
-      stream.once('close', () => end('the channel ended'));
-      stream.once('error', (error: Error) => end(`the channel failed: ${error.message}`));
     });
+    this.#endWith(stream);
+  }
+
+  #endWith(stream: Readable | Writable): void {
+    stream.once('end', () => this.#end('the channel ended'));
+    stream.once('close', () => this.#end('the channel ended'));
+    stream.once('error', (error: Error) => this.#end(`the channel failed: ${error.message}`));
+  }
+
+  /** From now on requests and answers take the channel's own pipes. */
+  #takeDirect(pipes: DirectPipes): void {
+    this.#direct = pipes;
+    this.#requests = pipes.requests;
+    pipes.answers.on('data', (chunk: Buffer) => this.#reader.push(chunk));
+    pipes.events.on('data', (chunk: Buffer) => this.#events.push(chunk));
+    for (const pipe of [pipes.requests, pipes.answers, pipes.events]) this.#endWith(pipe);
+  }
+
+  /** True when requests skip the engine (the channel's pipes, opened through /proc). */
+  get direct(): boolean {
+    return this.#direct !== undefined;
   }
 
   /**
@@ -107,10 +133,17 @@ export class Channel {
     containerId: string,
     user: string,
     program: string[],
+    options: {
+      /** The program offers its own pipes after its greeting (the compiled channel does). */
+      offersPipes?: boolean;
+      /** Opens the offered pipes of the channel's process, when this side can. */
+      openPipes?: (pid: number, offer: string) => DirectPipes | undefined;
+    } = {},
   ): Promise<{ channel: Channel; storedCwd: string }> {
     let stream: Duplex;
+    let exec: Docker.Exec;
     try {
-      const exec = await docker.getContainer(containerId).exec({
+      exec = await docker.getContainer(containerId).exec({
         Cmd: [...program, user],
         User: user,
         AttachStdin: true,
@@ -137,7 +170,7 @@ export class Channel {
       if (name !== 'matrx-channel' || protocol !== PROTOCOL) {
         throw new ChannelEndedError(`unexpected greeting ${JSON.stringify(name)} ${protocol}`);
       }
-      return storedCwd;
+      return { storedCwd, offer: options.offersPipes ? await reader.text() : '' };
     });
     let timer: NodeJS.Timeout | undefined;
     const tooLate = new Promise<never>((_, reject) => {
@@ -147,7 +180,11 @@ export class Channel {
       );
     });
     try {
-      const storedCwd = await Promise.race([hello, tooLate]);
+      const { storedCwd, offer } = await Promise.race([hello, tooLate]);
+      const pipes = offer
+        ? await pipesOf(exec, offer, options.openPipes ?? openDirectPipes)
+        : undefined;
+      if (pipes) channel.#takeDirect(pipes);
       return { channel, storedCwd };
     } catch (error) {
       channel.close();
@@ -181,6 +218,7 @@ export class Channel {
 
   close(): void {
     this.stream.destroy();
+    if (this.#direct) for (const pipe of Object.values(this.#direct)) pipe.destroy();
   }
 
   async exec(request: ExecRequest, start: StartDir, backstopSeconds: number): Promise<ExecResult> {
@@ -318,7 +356,7 @@ export class Channel {
 
   #send(fields: Field[]): void {
     this.#ensureAlive('before the request');
-    this.stream.write(encode(fields));
+    this.#requests.write(encode(fields));
   }
 
   /** Sends a request and reads its answer once the answers before it are read. */
@@ -373,6 +411,20 @@ export class Channel {
 }
 
 /** The channel ended, or answered something it should not have. */
+/** The channel's own pipes when this side can open them; the exec's stdio serves otherwise. */
+async function pipesOf(
+  exec: Docker.Exec,
+  offer: string,
+  open: (pid: number, offer: string) => DirectPipes | undefined,
+): Promise<DirectPipes | undefined> {
+  try {
+    const { Pid } = await exec.inspect();
+    return open(Pid, offer);
+  } catch {
+    return undefined;
+  }
+}
+
 export class ChannelEndedError extends Error {}
 
 /** The image has no such user: the request's mistake, not the sandbox's. */

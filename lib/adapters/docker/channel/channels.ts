@@ -90,6 +90,8 @@ interface SandboxChannels {
  */
 export class Channels {
   readonly #sandboxes = new Map<string, SandboxChannels>();
+  /** Open channels whose requests take their own pipes rather than the engine. */
+  readonly #direct = new Set<Channel>();
 
   constructor(
     private readonly docker: Docker,
@@ -110,7 +112,7 @@ export class Channels {
       open += sandbox.byUser.compiled.size + sandbox.byUser.script.size;
       if (sandbox.fallback && sandbox.fallback.until > now) fallback += 1;
     }
-    return { open, fallback };
+    return { open, fallback, direct: this.#direct.size };
   }
 
   /** Opens these users' channels (the default user's when none is named) ahead of use. */
@@ -415,9 +417,15 @@ export class Channels {
     });
     await sandbox.prepared;
     const { channel, storedCwd } = await this.options.logged('open_channel', containerId, () =>
-      Channel.open(this.docker, containerId, user, PROGRAMS[kind]),
+      Channel.open(this.docker, containerId, user, PROGRAMS[kind], {
+        offersPipes: kind === 'compiled',
+      }),
     );
     sandbox.cwd ??= storedCwd || undefined;
+    if (channel.direct) {
+      this.#direct.add(channel);
+      void channel.ended.then(() => this.#direct.delete(channel));
+    }
     if (kind === 'script') sandbox.fallback = undefined;
     else sandbox.compiledFailed = undefined;
     return channel;
