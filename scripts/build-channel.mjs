@@ -1,7 +1,7 @@
 // Plain JavaScript on purpose: it runs with the TypeScript build. Compiles the sandbox's command
 // channel (sandbox-image/exec-channel.c) into a static binary that the service puts into each
-// sandbox. Without a C compiler it says so and leaves none: commands then take the bash channel,
-// and the service says so at WARNING when it starts.
+// sandbox. Without a C compiler it says so and leaves none: commands then take a plain engine exec
+// each, and the service says so at WARNING when it starts.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 

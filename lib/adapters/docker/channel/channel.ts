@@ -64,9 +64,10 @@ export type StdinOutcome = ChannelProcess | 'missing' | 'ended' | 'closed' | 'fu
 type Field = string | number | Buffer;
 
 /**
- * One long-lived exec in a sandbox, running sandbox-image/channel.sh as one user: it forks each
- * command, so a command costs a fork in the container instead of an engine exec. Answers come
- * in the order of the requests; a command's end comes as a line on stderr.
+ * One long-lived exec in a sandbox as one user, running the compiled command channel
+ * (sandbox-image/exec-channel.c: it forks each command, so a command costs a fork in the container
+ * instead of an engine exec) or the script's process channel (sandbox-image/channel.sh: background
+ * processes). Answers come in the order of the requests; a command's end comes as an event.
  */
 export class Channel {
   readonly #reader = new ByteReader();

@@ -30,6 +30,7 @@ import { decodeChunk } from './utf8.js';
 const FIRST_CWD = '/home/agent';
 /** A sandbox whose channel could not start tries again after this long. */
 const RETRY_CHANNEL_MS = 60_000;
+const NO_COMPILED_CHANNEL = 'no compiled command channel in this build';
 const POLL_MS = 50;
 /** TERM, up to 5 s for the tree to go, then KILL: the channel answers well within this. */
 const KILL_SETTLE_MS = 15_000;
@@ -74,19 +75,18 @@ interface SandboxChannels {
   cwd: string | undefined;
   /** The sandbox's /run/matrx exists. */
   prepared: Promise<void> | undefined;
-  /** The script channel could not start: commands take a plain engine exec. */
+  /** The command channel could not start: commands take a plain engine exec. */
   fallback: Unavailable | undefined;
-  /** The compiled channel could not start: commands take the script channel. */
-  compiledFailed: Unavailable | undefined;
   warned: boolean;
-  warnedCompiled: boolean;
   processUsers: Map<string, string>;
 }
 
 /**
- * The command channels of this host's sandboxes (one per sandbox and user), opened when a sandbox
- * is ready or on its first command, and opened again when one ends. A sandbox whose channel cannot
- * start runs each command in a plain engine exec instead, and says so once at WARNING.
+ * The channels of this host's sandboxes, per sandbox and user: the compiled command channel,
+ * opened when a sandbox is ready or on the user's first command, and the script's process channel,
+ * on the user's first background process; each opened again when it ends. A sandbox whose command
+ * channel cannot start runs each command in a plain engine exec instead, and says so once at
+ * WARNING.
  */
 export class Channels {
   readonly #sandboxes = new Map<string, SandboxChannels>();
@@ -99,7 +99,7 @@ export class Channels {
   ) {
     if (!options.compiledChannel) {
       options.logger.warn(
-        'no compiled command channel (npm run build needs a C compiler): commands take the bash channel',
+        `${NO_COMPILED_CHANNEL}: commands take a plain engine exec (npm run build needs a C compiler)`,
       );
     }
   }
@@ -258,9 +258,7 @@ export class Channels {
         cwd: undefined,
         prepared: undefined,
         fallback: undefined,
-        compiledFailed: undefined,
         warned: false,
-        warnedCompiled: false,
         processUsers: new Map(),
       };
       this.#sandboxes.set(containerId, sandbox);
@@ -275,50 +273,22 @@ export class Channels {
   }
 
   /**
-   * The channel that runs the user's commands: the compiled one, or where it cannot start the
-   * script's, or undefined for the plain path.
+   * The compiled channel that runs the user's commands, or undefined for the plain path: where it
+   * cannot start (said at WARNING once per sandbox, tried again a minute later), where this build
+   * has none (said once as the service starts), and for a user the image does not have (the plain
+   * path answers what the engine says of it).
    */
   async #commandChannel(containerId: string, user: string): Promise<Channel | undefined> {
     const sandbox = this.#sandbox(containerId);
-    const failed = sandbox.compiledFailed;
-    if (this.options.compiledChannel && !(failed && failed.until > Date.now())) {
-      try {
-        return await this.#channel(containerId, user, 'compiled');
-      } catch (error) {
-        if (error instanceof NoSuchUserError) return undefined; // the plain path says what the engine says
-        if (!(error instanceof ChannelEndedError)) throw error;
-        await this.#ensureRunning(containerId);
-        sandbox.compiledFailed = { reason: error.message, until: Date.now() + RETRY_CHANNEL_MS };
-        if (!sandbox.warnedCompiled) {
-          sandbox.warnedCompiled = true;
-          this.options.logger.warn(
-            'compiled command channel unavailable: commands take the bash channel',
-            { container_id: containerId, user, reason: error.message },
-          );
-        }
-      }
+    if (!this.options.compiledChannel) {
+      sandbox.fallback ??= { reason: NO_COMPILED_CHANNEL, until: Infinity };
+      return undefined;
     }
-    return this.#channelOrFallback(containerId, user);
-  }
-
-  /**
-   * The user's script channel, or undefined when commands take the plain path. A user the image does
-   * not have sends that request alone there, or is a 422 when a channel is required.
-   */
-  async #channelOrFallback(
-    containerId: string,
-    user: string,
-    required = false,
-  ): Promise<Channel | undefined> {
-    const sandbox = this.#sandbox(containerId);
     if (sandbox.fallback && sandbox.fallback.until > Date.now()) return undefined;
     try {
-      return await this.#channel(containerId, user, 'script');
+      return await this.#channel(containerId, user, 'compiled');
     } catch (error) {
-      if (error instanceof NoSuchUserError) {
-        if (!required) return undefined; // the plain path says what the engine says of that user
-        throw new ValidationError([{ loc: ['user'], msg: error.message, type: 'value_error' }]);
-      }
+      if (error instanceof NoSuchUserError) return undefined;
       if (!(error instanceof ChannelEndedError)) throw error;
       // A channel also ends when its container stops under it: that sandbox is ending, not broken.
       await this.#ensureRunning(containerId);
@@ -345,14 +315,21 @@ export class Channels {
     if (!running) throw new ConflictError(`container ${containerId} is not running`);
   }
 
+  /** The user's process channel (the script's); a 503 naming why when it cannot start. */
   async #requiredChannel(containerId: string, user: string): Promise<Channel> {
-    const channel = await this.#channelOrFallback(containerId, user, true);
-    if (channel) return channel;
-    const reason = this.#sandbox(containerId).fallback?.reason ?? 'unknown';
-    throw new UnavailableError(
-      DOCKER,
-      `Background processes need the sandbox's command channel, which could not start: ${reason}`,
-    );
+    try {
+      return await this.#channel(containerId, user, 'script');
+    } catch (error) {
+      if (error instanceof NoSuchUserError) {
+        throw new ValidationError([{ loc: ['user'], msg: error.message, type: 'value_error' }]);
+      }
+      if (!(error instanceof ChannelEndedError)) throw error;
+      await this.#ensureRunning(containerId);
+      throw new UnavailableError(
+        DOCKER,
+        `Background processes need the sandbox's process channel, which could not start: ${error.message}`,
+      );
+    }
   }
 
   /** Any open channel of the sandbox reads its processes' state; the default user's otherwise. */
@@ -426,8 +403,7 @@ export class Channels {
       this.#direct.add(channel);
       void channel.ended.then(() => this.#direct.delete(channel));
     }
-    if (kind === 'script') sandbox.fallback = undefined;
-    else sandbox.compiledFailed = undefined;
+    if (kind === 'compiled') sandbox.fallback = undefined;
     return channel;
   }
 

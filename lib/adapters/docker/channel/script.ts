@@ -15,7 +15,7 @@ const compiledPath = join(PROJECT_ROOT, 'dist/sandbox/matrx-channel');
 
 /**
  * The compiled command channel (sandbox-image/exec-channel.c, built by `npm run build` where a C
- * compiler is), or undefined: commands then take the bash channel.
+ * compiler is), or undefined: commands then take a plain engine exec each.
  */
 export function loadCompiledChannel(path = compiledPath): Buffer | undefined {
   return existsSync(path) ? readFileSync(path) : undefined;
