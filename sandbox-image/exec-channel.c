@@ -118,6 +118,11 @@ static char *stored_cwd;
 static char *bash_path;
 static buffer input;
 static sigset_t blocked;
+/* Commands run with a higher OOM score adjustment than the channel's (by COMMAND_OOM_BIAS, a tenth
+ * of the memory limit): a static binary maps more pages than a small bash, and without it a fork
+ * bomb that fills the memory limit would have the kernel kill the channel first. */
+#define COMMAND_OOM_BIAS 100
+static char command_oom_score_adj[16];
 
 static void *checked(void *pointer) {
   if (!pointer) _exit(70);
@@ -240,6 +245,13 @@ static void child_basics(int in, int out, int err) {
   if (out != 1) dup2(out, 1);
   if (err != 2) dup2(err, 2);
   umask(command_umask);
+  if (command_oom_score_adj[0]) {
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY);
+    if (fd >= 0) {
+      write_all(fd, command_oom_score_adj, strlen(command_oom_score_adj));
+      close(fd);
+    }
+  }
 }
 
 /* What a command's process sees: the request's env over the channel's, and its tag. */
@@ -554,6 +566,13 @@ static void handle_requests(void) {
         fields(answers_fd, "ok", NULL);
         took = 2;
         break;
+      case 'E':
+        /* The sandbox ends: every process of this user but the channel, at once. A fork bomb
+         * that fills the memory limit keeps the engine's kill of the init from taking effect. */
+        kill(-1, SIGKILL);
+        fields(answers_fd, "ok", NULL);
+        took = 2;
+        break;
       default: {
         char why[64];
         snprintf(why, sizeof why, "unknown request %c", input.data[0]);
@@ -802,6 +821,12 @@ int main(int argc, char **argv) {
   int children = signalfd(-1, &blocked, SFD_CLOEXEC | SFD_NONBLOCK);
   if (children < 0) fail("signalfd failed");
 
+  char *adj = read_small_file("/proc/self/oom_score_adj");
+  if (adj && adj[0]) {
+    int biased = atoi(adj) + COMMAND_OOM_BIAS;
+    snprintf(command_oom_score_adj, sizeof command_oom_score_adj, "%d", biased > 1000 ? 1000 : biased);
+  }
+  free(adj);
   prepare_state();
   spares_enabled = bash_takes_spares();
   find_bash();

@@ -131,6 +131,21 @@ describe('the command channel', () => {
     expect(await channels()).toHaveLength(2);
   });
 
+  it('runs commands, in a spare or forked, as the first the kernel kills when memory runs out', async () => {
+    // The channel maps more pages than a small bash: without the bias a fork bomb that fills the
+    // memory limit had the kernel kill the channel, and the command's answer with it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const spare = await runtime.exec(
+      containerId,
+      request('read -r own </proc/self/oom_score_adj; echo "$own"'),
+    );
+    const forked = await runtime.exec(
+      containerId,
+      request('cat /proc/self/oom_score_adj /proc/$PPID/oom_score_adj /proc/$PPID/comm'),
+    );
+    expect([spare.stdout, forked.stdout]).toEqual(['100\n', '100\n0\nmatrx-channel\n']);
+  });
+
   it('runs a command in a shell started ahead with what a fresh bash -c gives: environment, messages, line numbers', async () => {
     const spare = 'ps -o args= -p $$ | grep -c __m_f';
     const commands = [
@@ -366,6 +381,30 @@ describe('the command channel', () => {
       } finally {
         channel.close();
       }
+    }
+  });
+
+  it("kills every process of its user but itself when asked (the sandbox ends), and no one else's", async () => {
+    const { channel } = await Channel.open(docker, containerId, 'agent', [COMPILED_CHANNEL_PATH], {
+      offersPipes: true,
+    });
+    try {
+      await inspect(
+        'setsid nohup sleep 771 >/dev/null 2>&1 & sleep 772 >/dev/null 2>&1 &',
+        'agent',
+      );
+      await inspect('setsid nohup sleep 773 >/dev/null 2>&1 &');
+      await channel.killEverything();
+      await until(
+        "the agent's sleeps are gone",
+        async () => (await inspect("pgrep -c -f '^sleep 77[12]' || true")).trim() === '0',
+        { timeoutMs: 5_000 },
+      );
+      expect((await inspect("pgrep -c -f '^sleep 773' || true")).trim()).toBe('1');
+      await channel.ping();
+    } finally {
+      channel.close();
+      await inspect("pkill -f '^sleep 773' || true");
     }
   });
 

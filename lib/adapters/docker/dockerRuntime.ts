@@ -60,6 +60,8 @@ const CLAIM_WRITE_OUTPUT_BYTES = 4096;
 /** How much longer than the engine's own 10 s a killed container is waited for, and how often. */
 const EXIT_WAIT_MS = 60_000;
 const EXIT_POLL_MS = 500;
+/** How long the sandbox's channels are given to kill its processes before the engine's kill. */
+const KILL_EVERYTHING_TIMEOUT_MS = 2000;
 /**
  * What root in a sandbox may do: what package managers need, nothing more (no NET_RAW, MKNOD,
  * SYS_CHROOT, SETFCAP...). The container runs as root so that an exec as root has them; Docker
@@ -558,15 +560,23 @@ export class DockerRuntime implements ContainerRuntime {
     });
   }
 
-  stop(containerId: string, timeoutSeconds: number): Promise<void> {
-    this.#channels.discard(containerId);
+  async stop(containerId: string, timeoutSeconds: number): Promise<void> {
+    try {
+      await this.#stopContainer(containerId, timeoutSeconds);
+    } finally {
+      this.#channels.discard(containerId);
+    }
+  }
+
+  #stopContainer(containerId: string, timeoutSeconds: number): Promise<void> {
     const container = this.docker.getContainer(containerId);
     if (timeoutSeconds <= 0) {
       // 409: not running, which is what a kill wants.
       return this.#call('kill', containerId, () =>
-        this.#untilExited(containerId, () =>
-          treatingAsDone([404, 409], `kill container ${containerId}`, () => container.kill()),
-        ),
+        this.#untilExited(containerId, async () => {
+          await this.#channels.killEverything(containerId, KILL_EVERYTHING_TIMEOUT_MS);
+          await treatingAsDone([404, 409], `kill container ${containerId}`, () => container.kill());
+        }),
       );
     }
     // A graceful stop takes as long as the sandbox needs, up to its timeout.
@@ -586,7 +596,9 @@ export class DockerRuntime implements ContainerRuntime {
   /**
    * Runs a stop or kill. The engine gives up on a SIGKILLed container that has not exited within
    * 10 s ("did not receive an exit event"), which happens when thousands of processes must die (a
-   * fork bomb at its pids limit): the kill was sent, so the container is waited for, a while longer.
+   * fork bomb at its pids limit), or when a fork bomb that fills the memory limit keeps the init
+   * from exiting at all: the sandbox's channels kill every process, and the container is waited
+   * for, a while longer.
    */
   async #untilExited(containerId: string, stop: () => Promise<void>): Promise<void> {
     try {
@@ -594,6 +606,8 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (error) {
       if (!/did not receive an exit event/i.test(dockerMessage((error as Error).cause)))
         throw error;
+      await this.#channels.killEverything(containerId, KILL_EVERYTHING_TIMEOUT_MS);
+      await this.#liftCpuLimit(containerId);
       const deadline = Date.now() + EXIT_WAIT_MS;
       while (Date.now() < deadline) {
         const running = await this.docker
@@ -607,6 +621,23 @@ export class DockerRuntime implements ContainerRuntime {
         await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
       }
       throw error;
+    }
+  }
+
+  /**
+   * Gives a dying container the host's every core. Killed processes do not exit while their CPU
+   * limit throttles them (the kernel throttles a task on its way back to user space, before it
+   * acts on its SIGKILL), and a fork bomb at its memory limit spends the whole limit reclaiming.
+   */
+  async #liftCpuLimit(containerId: string): Promise<void> {
+    try {
+      const { NCPU } = (await this.docker.info()) as { NCPU: number };
+      await this.docker.getContainer(containerId).update({ NanoCpus: NCPU * 1e9 });
+    } catch (error) {
+      this.logger.warn('could not lift the CPU limit of a container that does not exit', {
+        container_id: containerId,
+        reason: (error as Error).message,
+      });
     }
   }
 

@@ -19,6 +19,9 @@ const TIMEOUT_EXIT_CODE = 124;
 /** How long a killed command may take to report its end before the call answers anyway. */
 const DRAIN_AFTER_KILL_MS = 2000;
 const HELLO_TIMEOUT_MS = 10_000;
+/** How often, and how far apart, the exec is asked for its pid before the channel goes without. */
+const PID_ATTEMPTS = 20;
+const PID_RETRY_MS = 25;
 /**
  * Every answer is written at once (long waits happen on this side), so one that has not come in
  * this long means the stream lost its place: the channel is ended, and the next call starts a new
@@ -335,6 +338,11 @@ export class Channel {
   }
 
   /** Answers once the channel reads requests. */
+  /** Kills every process of the channel's user in the sandbox but the channel (it is ending). */
+  async killEverything(): Promise<void> {
+    await this.#request(['E'], expectOk);
+  }
+
   async ping(): Promise<void> {
     await this.#request(['N'], expectOk);
   }
@@ -419,11 +427,16 @@ async function pipesOf(
   open: (pid: number, offer: string) => DirectPipes | undefined,
 ): Promise<DirectPipes | undefined> {
   try {
-    const { Pid } = await exec.inspect();
-    return open(Pid, offer);
+    // The engine records the exec's pid after starting it: a greeting can come first.
+    for (let attempt = 0; attempt < PID_ATTEMPTS; attempt++) {
+      const { Pid } = await exec.inspect();
+      if (Pid > 0) return open(Pid, offer);
+      await new Promise((resolve) => setTimeout(resolve, PID_RETRY_MS));
+    }
   } catch {
-    return undefined;
+    // An exec the engine cannot inspect talks over its stdio.
   }
+  return undefined;
 }
 
 export class ChannelEndedError extends Error {}
@@ -456,7 +469,7 @@ function envFields(env: Record<string, string> | undefined): Field[] {
   return [entries.length, ...entries.flat()];
 }
 
-async function within<T>(done: Promise<T>, ms: number): Promise<T | 'late'> {
+export async function within<T>(done: Promise<T>, ms: number): Promise<T | 'late'> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
   try {

@@ -22,6 +22,7 @@ import {
   type ChannelProcess,
   type ProcessSegments,
   type StartDir,
+  within,
 } from './channel.js';
 import { CHANNEL_SCRIPT, COMPILED_CHANNEL_PATH, SCRIPT_NAME } from './script.js';
 import { decodeChunk } from './utf8.js';
@@ -235,6 +236,16 @@ export class Channels {
   }
 
   /** Closes the sandbox's channels: its container is stopping. */
+  /**
+   * Has each open compiled channel of the sandbox kill every process of its user (the sandbox is
+   * being stopped), waiting for them up to `timeoutMs`; a channel that cannot is passed over.
+   */
+  async killEverything(containerId: string, timeoutMs: number): Promise<void> {
+    const open = [...(this.#sandboxes.get(containerId)?.byUser.compiled.values() ?? [])];
+    const killed = open.map((channel) => channel.then((opened) => opened.killEverything()));
+    await within(Promise.allSettled(killed), timeoutMs);
+  }
+
   discard(containerId: string): void {
     const sandbox = this.#sandboxes.get(containerId);
     this.#sandboxes.delete(containerId);
