@@ -303,11 +303,9 @@ static void close_spare(void) {
 static void make_spare(void) {
   if (!spares_enabled || spare.pid > 0) return;
   int control[2], out[2], err[2];
+  /* Out of descriptors is passing: like a failed pipe or fork, tried again later. */
   int request = memfd_create("matrx-request", MFD_CLOEXEC);
-  if (request < 0) {
-    spares_enabled = 0;
-    return;
-  }
+  if (request < 0) return;
   if (pipe2(control, O_CLOEXEC) != 0) {
     close(request);
     return;

@@ -106,7 +106,12 @@ op_commit() {
   local devices
   devices=$(stat -c %d -- "$stage" "$parent") || { answer other 'stat failed'; return; }
   if [[ ${devices%$'\n'*} == "${devices#*$'\n'}" ]]; then
-    run mv -T -f -- "$stage" "$target" || return
+    # The old file's pages are freed as its last name goes, tens of milliseconds for a large
+    # one: a second name keeps it until after the answer, and a process of its own removes it.
+    local old="$stage.old"
+    [[ -f $target && ! -L $target ]] && ln -- "$target" "$old" 2>/dev/null || old=
+    run mv -T -f -- "$stage" "$target" || { [[ -n $old ]] && rm -f -- "$old"; return; }
+    [[ -n $old ]] && { rm -f -- "$old" </dev/null >/dev/null 2>&1 & }
   else
     # Another file system: a copy beside the target first, still one rename into place.
     local copy="$parent/.${target##*/}.matrx-${stage##*/}"

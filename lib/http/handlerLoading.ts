@@ -9,8 +9,8 @@ const LOADER_PATH = './lambda/handler-runner/in-process-runner/aws-lambda-ric/Us
  * serverless-offline looks a handler up again on every request, in process as we run it: a walk
  * up the directories for a package.json that says `"type": "module"` (reading and parsing ours),
  * file checks, and an `import()`. The module is cached by Node all the same, so the answer never
- * changes while the process lives; on this machine the walk was a fifth of the framework's time
- * per request. This remembers each handler after its first load.
+ * changes while the process lives; on this machine the walk took two fifths of the time
+ * the framework spent on a request. This remembers each handler after its first load.
  *
  * The framework imports the loader's `load` by name from its CommonJS module, which Node reads
  * from the module's exports when it is first imported; the API process (which preloads this)

@@ -30,6 +30,8 @@ import {
 
 /** Where each user's staged files live: /run/matrx/f is root's (0711), f/<uid> the user's (0700). */
 const STAGING_ROOT = '/run/matrx';
+/** How much of an upload is gathered before it goes on to the engine. */
+const POUR_PIECE_BYTES = 1024 * 1024;
 const OPERATION_TIMEOUT_SECONDS = 120;
 /** What a listing or a search may print; past it the answer is cut. */
 const ANSWER_BYTES = 32 * 1024 * 1024;
@@ -424,6 +426,15 @@ function pour(bytes: ByteStream, entry: EntrySink): Promise<void> {
   return new Promise((resolve, reject) => {
     let written = 0;
     let done = false;
+    const held: Buffer[] = [];
+    let heldBytes = 0;
+    // The engine takes a large upload faster in large pieces than in the socket's 64 KiB ones.
+    const pass = (): boolean => {
+      const piece = held.length === 1 ? (held[0] as Buffer) : Buffer.concat(held, heldBytes);
+      held.length = 0;
+      heldBytes = 0;
+      return entry.write(piece);
+    };
     const stop = (error?: Error) => {
       if (done) return;
       done = true;
@@ -432,6 +443,7 @@ function pour(bytes: ByteStream, entry: EntrySink): Promise<void> {
       stream.off('error', onShort);
       stream.off('close', onShort);
       if (!error) {
+        if (heldBytes > 0) pass();
         entry.end();
         resolve();
         return;
@@ -442,7 +454,9 @@ function pour(bytes: ByteStream, entry: EntrySink): Promise<void> {
     const onData = (chunk: Buffer) => {
       written += chunk.length;
       if (written > length) return stop(new Error(`the body is longer than its ${length} bytes`));
-      if (!entry.write(chunk)) {
+      held.push(chunk);
+      heldBytes += chunk.length;
+      if (heldBytes >= POUR_PIECE_BYTES && !pass()) {
         stream.pause();
         entry.once('drain', () => stream.resume());
       }
