@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { request as httpRequest, type Agent } from 'node:http';
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { progress, sleep, stats, timed } from './benchClient.js';
-import { treeRss } from './benchScale.js';
+import { statusSum, treePids, treeRss } from './benchScale.js';
 
 /** One timed operation: the API's samples next to raw Docker's, and its target. */
 export interface FileRow {
@@ -76,8 +77,8 @@ export async function benchFiles(
     const read: FileRow = { name: `read ${size.name}`, api: [], raw: [], target: size.target };
     const apiPath = `${DIR}/api-${size.bytes}`;
     const rawName = `raw-${size.bytes}`;
-    const sampler = large ? sampleRss(options.serverPid) : undefined;
-    if (sampler) rssBefore = treeRss(options.serverPid);
+    if (large) rssBefore = treeRss(options.serverPid);
+    const sampler = large ? peakRss(options.serverPid) : undefined;
     // One of each first: the first calls load handlers and open the channel.
     await send(base, agent, 'PUT', `${files}?path=${apiPath}`, bytes);
     await rawPut(container, rawName, bytes);
@@ -95,7 +96,7 @@ export async function benchFiles(
         async () => check(await rawGet(container, `${DIR}/${rawName}`), bytes),
       );
     }
-    if (sampler) rssPeak = Math.max(rssBefore, await sampler.stop());
+    if (sampler) rssPeak = Math.max(rssBefore, sampler.stop());
     rows.push(write, read);
     progress('files', `${size.name}: ${rounds} writes and reads on each side`);
   }
@@ -205,23 +206,21 @@ async function exec(container: Docker.Container, command: string): Promise<void>
   });
 }
 
-/** Reads the service's RSS every 20 ms until stopped; the highest reading. */
-function sampleRss(pid: number) {
-  let peak = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      peak = Math.max(peak, treeRss(pid));
-      await sleep(20);
+/**
+ * The peak RSS of the service's processes from now on, as the kernel keeps it (VmHWM, reset
+ * through clear_refs): no polling of /proc beside the timed calls, which took the bench's own
+ * event loop away from them.
+ */
+function peakRss(pid: number) {
+  const pids = treePids(pid);
+  for (const each of pids) {
+    try {
+      writeFileSync(`/proc/${each}/clear_refs`, '5');
+    } catch {
+      // ended meanwhile, or not ours to reset: its peak so far counts
     }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return peak;
-    },
-  };
+  }
+  return { stop: () => statusSum(pids, 'VmHWM') };
 }
 
 /** The rows as the bench prints them, then whether each target was met. */

@@ -28,6 +28,11 @@ const SETTLE_MS = 3000;
 
 /** VmRSS of `root` and every process under it, in bytes. */
 export function treeRss(root: number): number {
+  return statusSum(treePids(root), 'VmRSS');
+}
+
+/** `root` and every process under it. */
+export function treePids(root: number): number[] {
   const parents = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -42,12 +47,17 @@ export function treeRss(root: number): number {
   }
   const inTree = (pid: number): boolean =>
     pid === root || (pid > 1 && inTree(parents.get(pid) ?? 0));
+  return [...parents.keys()].filter(inTree);
+}
+
+/** A size field of /proc/<pid>/status (VmRSS, VmHWM) summed over `pids`, in bytes. */
+export function statusSum(pids: number[], field: 'VmRSS' | 'VmHWM'): number {
+  const pattern = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm');
   let bytes = 0;
-  for (const pid of parents.keys()) {
-    if (!inTree(pid)) continue;
+  for (const pid of pids) {
     try {
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      bytes += Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+      bytes += Number(pattern.exec(status)?.[1] ?? 0) * 1024;
     } catch {
       // ended meanwhile
     }

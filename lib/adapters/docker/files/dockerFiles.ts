@@ -388,8 +388,7 @@ function firstFileOf(stream: Readable, path: string, maxBytes: number): Promise<
         return;
       }
       settled = true;
-      // A Node stream of bytes (not objects): what the HTTP server can send as it is.
-      const bytes = Readable.from(body, { objectMode: false });
+      const bytes = inPieces(body);
       let ended = false;
       body.on('end', () => {
         ended = true;
@@ -405,6 +404,57 @@ function firstFileOf(stream: Readable, path: string, maxBytes: number): Promise<
     stream.on('error', fail);
     stream.pipe(extract);
   });
+}
+
+/**
+ * A file entry's bytes as a Node stream of bytes (what the HTTP server sends as it is), in pieces
+ * of up to POUR_PIECE_BYTES: the engine gives them in 32 KiB ones, and each is a write of the
+ * response otherwise.
+ */
+function inPieces(body: EntrySource): Readable {
+  const held: Buffer[] = [];
+  let heldBytes = 0;
+  let ended = false;
+  const flush = () => {
+    const piece = held.length === 1 ? (held[0] as Buffer) : Buffer.concat(held, heldBytes);
+    held.length = 0;
+    heldBytes = 0;
+    return bytes.push(piece);
+  };
+  const bytes = new Readable({
+    read: () => body.resume(),
+    destroy: (error, callback) => {
+      body.removeAllListeners('data');
+      callback(error);
+    },
+  });
+  body.on('data', (data) => {
+    // A file entry's data are Buffers (tar-stream's, of the engine's bytes).
+    const chunk = data as Buffer;
+    held.push(chunk);
+    heldBytes += chunk.length;
+    if (heldBytes >= POUR_PIECE_BYTES && !flush()) body.pause();
+  });
+  body.once('end', () => {
+    ended = true;
+    if (heldBytes > 0) flush();
+    bytes.push(null);
+  });
+  body.once('error', (error) => bytes.destroy(error as Error));
+  body.once('close', () => {
+    if (!ended) bytes.destroy(new Error('the engine stopped sending the file'));
+  });
+  return bytes;
+}
+
+/** A tar entry's bytes, as tar-stream gives them (a streamx Readable). */
+interface EntrySource {
+  on(event: 'data', listener: (chunk: unknown) => void): unknown;
+  once(event: 'end' | 'close', listener: () => void): unknown;
+  once(event: 'error', listener: (error: unknown) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  removeAllListeners(event: 'data'): unknown;
 }
 
 /** What pour writes into: a tar entry, as tar-stream makes it (a streamx Writable). */
