@@ -540,6 +540,89 @@ static void sweep_command(const char *tag, int signal) {
   sweep(alias[0] ? alias : tag, signal);
 }
 
+/* --- files written through the channel -------------------------------------------------------
+ * A large file's bytes come as requests of their own, a piece at a time, so that other requests
+ * pass between them: O opens a new file as this user (answering ok or why not), D writes a piece
+ * to it (no answer: a failure is kept for the close), C closes it and answers ok or the first
+ * failure. */
+#define MAX_UPLOADS 64
+static struct upload {
+  char id[32];
+  int fd;
+  int failure; /* errno of the first failed write, 0 when none */
+} uploads[MAX_UPLOADS];
+static size_t upload_count;
+
+static struct upload *upload_named(const char *id) {
+  for (size_t i = 0; i < upload_count; i++)
+    if (strcmp(uploads[i].id, id) == 0) return &uploads[i];
+  return NULL;
+}
+
+static size_t on_open_upload(void) {
+  size_t at = 2;
+  char *id, *path, *mode;
+  if (!(id = field(&at, NULL)) || !(path = field(&at, NULL)) || !(mode = field(&at, NULL)))
+    return 0;
+  if (upload_count == MAX_UPLOADS || strlen(id) >= sizeof uploads[0].id || upload_named(id)) {
+    fields(answers_fd, "busy", NULL);
+    return at;
+  }
+  mode_t bits = (mode_t)strtoul(mode, NULL, 8) & 07777;
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 || fchmod(fd, bits) != 0) {
+    fields(answers_fd, strerror(errno), NULL);
+    if (fd >= 0) close(fd);
+    return at;
+  }
+  struct upload *u = &uploads[upload_count++];
+  snprintf(u->id, sizeof u->id, "%s", id);
+  u->fd = fd;
+  u->failure = 0;
+  fields(answers_fd, "ok", NULL);
+  return at;
+}
+
+static size_t on_upload_piece(void) {
+  size_t at = 2;
+  char *id, *length;
+  if (!(id = field(&at, NULL)) || !(length = field(&at, NULL))) return 0;
+  size_t n = strtoul(length, NULL, 10);
+  if (input.len - at < n) return 0;
+  struct upload *u = upload_named(id);
+  if (u && !u->failure) {
+    const char *bytes = input.data + at;
+    size_t left = n;
+    while (left > 0) {
+      ssize_t wrote = write(u->fd, bytes, left);
+      if (wrote < 0 && errno == EINTR) continue;
+      if (wrote <= 0) {
+        u->failure = wrote < 0 ? errno : EIO;
+        break;
+      }
+      bytes += wrote;
+      left -= (size_t)wrote;
+    }
+  }
+  return at + n;
+}
+
+static size_t on_close_upload(void) {
+  size_t at = 2;
+  char *id;
+  if (!(id = field(&at, NULL))) return 0;
+  struct upload *u = upload_named(id);
+  if (!u) {
+    fields(answers_fd, "unknown", NULL);
+    return at;
+  }
+  int failure = u->failure;
+  if (close(u->fd) != 0 && !failure) failure = errno;
+  *u = uploads[--upload_count];
+  fields(answers_fd, failure ? strerror(failure) : "ok", NULL);
+  return at;
+}
+
 static size_t on_kill(void) {
   size_t at = 2;
   char *tag, *signal_name;
@@ -559,6 +642,15 @@ static void handle_requests(void) {
         break;
       case 'K':
         took = on_kill();
+        break;
+      case 'O':
+        took = on_open_upload();
+        break;
+      case 'D':
+        took = on_upload_piece();
+        break;
+      case 'C':
+        took = on_close_upload();
         break;
       case 'N':
         fields(answers_fd, "ok", NULL);
@@ -835,6 +927,9 @@ int main(int argc, char **argv) {
   char offer[128] = "";
   if (pipe2(direct.requests, O_CLOEXEC) == 0 && pipe2(direct.answers, O_CLOEXEC) == 0 &&
       pipe2(direct.events, O_CLOEXEC) == 0) {
+    /* An upload's pieces are 1 MiB: a pipe that holds one wakes each side once per piece, not
+     * once per 64 KiB (the system's limit may allow less; the default then serves). */
+    fcntl(direct.requests[1], F_SETPIPE_SZ, 1 << 20);
     struct stat requests, answers, events;
     fstat(direct.requests[1], &requests);
     fstat(direct.answers[0], &answers);

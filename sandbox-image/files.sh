@@ -5,9 +5,10 @@
 # It answers on stdout, fields ended by NUL: a status (ok, missing, denied, isdir, notdir, exists,
 # notempty, other, invalid), then the operation's fields. A small file's bytes pass through here
 # as base64 (put and get: one command instead of an engine archive call, which costs the engine a
-# mount of the container's file system); larger ones move with the engine's archive calls, into
-# and out of the user's own staging folder /run/matrx/f/<uid>/ (its parent is root's, 0711, so no
-# one else can reach or replace it).
+# mount of the container's file system); larger ones come in through the user's compiled channel
+# (or the engine's putArchive) and go out with the engine's getArchive, through the user's own
+# staging folder /run/matrx/f/<uid>/ (its parent is root's, 0711, so no one else can reach or
+# replace it).
 set -u
 export LC_ALL=C
 umask 022

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Channel } from '../../lib/adapters/docker/channel/channel.js';
@@ -381,6 +382,33 @@ describe('the command channel', () => {
       } finally {
         channel.close();
       }
+    }
+  });
+
+  it('writes an upload into a new file as its user, piece by piece, never over a file or a symlink', async () => {
+    const { channel } = await Channel.open(docker, containerId, 'agent', [COMPILED_CHANNEL_PATH], {
+      offersPipes: true,
+    });
+    try {
+      await inspect('rm -rf /tmp/up && mkdir /tmp/up && chown agent /tmp/up', 'root');
+      const bytes = randomBytes(3 * 1024 * 1024 + 17);
+      expect(await channel.openUpload('one', '/tmp/up/file', 0o640)).toBeUndefined();
+      for (let at = 0; at < bytes.length; at += 1024 * 1024) {
+        await channel.uploadPiece('one', bytes.subarray(at, at + 1024 * 1024));
+      }
+      // Other requests pass between the pieces.
+      await channel.ping();
+      expect(await channel.closeUpload('one')).toBeUndefined();
+      expect(await inspect('stat -c "%U %a %s" /tmp/up/file; sha256sum </tmp/up/file')).toBe(
+        `agent 640 ${bytes.length}\n${createHash('sha256').update(bytes).digest('hex')}  -\n`,
+      );
+      await inspect('ln -s /etc/passwd /tmp/up/link', 'agent');
+      expect(await channel.openUpload('two', '/tmp/up/file', 0o644)).toBe('File exists');
+      expect(await channel.openUpload('three', '/tmp/up/link', 0o644)).toBe('File exists');
+      expect(await channel.openUpload('four', '/etc/x', 0o644)).toBe('Permission denied');
+      expect(await channel.closeUpload('two')).toBe('unknown');
+    } finally {
+      channel.close();
     }
   });
 

@@ -114,6 +114,8 @@ export class DockerRuntime implements ContainerRuntime {
     this.files = new DockerFiles(docker, {
       exec: (containerId, request) => this.exec(containerId, request),
       logged: (operation, containerId, run) => this.#call(operation, containerId, run, false),
+      openUpload: (containerId, user, path, mode) =>
+        this.#channels.openUpload(containerId, user, path, mode),
     });
   }
 

@@ -338,6 +338,37 @@ export class Channel {
   }
 
   /** Answers once the channel reads requests. */
+  /**
+   * Opens a new file at `path` as the channel's user (never one that exists, nor through a
+   * symlink) for an upload named `id`; undefined when done, else why not (the system's words).
+   */
+  async openUpload(id: string, path: string, mode: number): Promise<string | undefined> {
+    const status = await this.#request(['O', id, path, mode.toString(8)], (reader) =>
+      reader.text(),
+    );
+    return status === 'ok' ? undefined : status;
+  }
+
+  /** Writes a piece of an open upload; resolves once the channel may be sent more. */
+  async uploadPiece(id: string, piece: Buffer): Promise<void> {
+    this.#ensureAlive('before the upload');
+    if (this.#requests.write(encode(['D', id, piece.length, piece]))) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.#requests.off('drain', done);
+        resolve();
+      };
+      this.#requests.once('drain', done);
+      void this.ended.then(done);
+    });
+  }
+
+  /** Closes an upload; undefined when every piece was written, else the first failure. */
+  async closeUpload(id: string): Promise<string | undefined> {
+    const status = await this.#request(['C', id], (reader) => reader.text());
+    return status === 'ok' ? undefined : status;
+  }
+
   /** Kills every process of the channel's user in the sandbox but the channel (it is ending). */
   async killEverything(): Promise<void> {
     await this.#request(['E'], expectOk);

@@ -1,4 +1,5 @@
-import { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { ConflictError, DOCKER, UnavailableError, ValidationError } from '../../../errors.js';
@@ -33,6 +34,8 @@ const FIRST_CWD = '/home/agent';
 const RETRY_CHANNEL_MS = 60_000;
 const NO_COMPILED_CHANNEL = 'no compiled command channel in this build';
 const POLL_MS = 50;
+/** How much of an upload waits to be sent on to the channel before the writer is held back. */
+const UPLOAD_PIECE_BYTES = 1024 * 1024;
 /** TERM, up to 5 s for the tree to go, then KILL: the channel answers well within this. */
 const KILL_SETTLE_MS = 15_000;
 /** Output is kept in segments, the oldest removed when the next would pass the bound. */
@@ -236,6 +239,54 @@ export class Channels {
   }
 
   /** Closes the sandbox's channels: its container is stopping. */
+  /**
+   * A new file at `path` as the user, written through the user's compiled channel a piece at a
+   * time (what is written to it goes on as it comes; its end closes the file and fails with the
+   * sandbox's reason if a piece could not be written). Undefined where the sandbox has no compiled
+   * channel: the caller takes the engine's archive call.
+   */
+  async openUpload(
+    containerId: string,
+    user: string,
+    path: string,
+    mode: number,
+  ): Promise<Writable | undefined> {
+    const channel = await this.#commandChannel(containerId, user);
+    if (!channel) return undefined;
+    const id = randomBytes(8).toString('hex');
+    const refused = await channel.openUpload(id, path, mode);
+    if (refused) {
+      throw new UnavailableError(DOCKER, `The sandbox could not make ${path}: ${refused}`);
+    }
+    let closed = false;
+    const close = async () => {
+      if (closed) return undefined;
+      closed = true;
+      return channel.closeUpload(id);
+    };
+    return new Writable({
+      highWaterMark: UPLOAD_PIECE_BYTES,
+      write: (piece: Buffer, _encoding, done) => {
+        channel.uploadPiece(id, piece).then(() => done(), done);
+      },
+      final: (done) => {
+        close().then(
+          (failed) =>
+            done(
+              failed
+                ? new UnavailableError(DOCKER, `The sandbox could not write ${path}: ${failed}`)
+                : undefined,
+            ),
+          done,
+        );
+      },
+      destroy: (error, done) => {
+        void close().catch(() => undefined);
+        done(error);
+      },
+    });
+  }
+
   /**
    * Has each open compiled channel of the sandbox kill every process of its user (the sandbox is
    * being stopped), waiting for them up to `timeoutMs`; a channel that cannot is passed over.

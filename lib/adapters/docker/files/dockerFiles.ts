@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { inMemory, shortBody, type ByteStream, type Bytes } from '../../../domain/bytes.js';
@@ -49,6 +50,13 @@ export interface DockerFilesOptions {
   exec: (containerId: string, request: ExecRequest) => Promise<ExecResult>;
   /** Logs a call to the engine as the runtime logs each of them. */
   logged: <T>(operation: string, containerId: string, run: () => Promise<T>) => Promise<T>;
+  /** A new file as `user`, written through the user's channel; undefined where it has none. */
+  openUpload: (
+    containerId: string,
+    user: string,
+    path: string,
+    mode: number,
+  ) => Promise<Writable | undefined>;
 }
 
 interface Ids {
@@ -195,12 +203,16 @@ export class DockerFiles implements SandboxFiles {
 
   /**
    * Puts the bytes into the user's staging folder as a file of the user's; its path. A stream
-   * goes to the engine as it comes; one that ends short (or an engine that fails) leaves nothing.
+   * goes through the user's channel as it comes (to the engine where the sandbox has none); one
+   * that ends short (or a sandbox or an engine that fails) leaves nothing.
    */
   async #stage(containerId: string, user: string, bytes: Bytes, mode: number): Promise<string> {
     const ids = await this.#idsOf(containerId, user);
     const name = randomBytes(12).toString('hex');
     const staged = `${STAGING_ROOT}/f/${ids.uid}/${name}`;
+    if (!Buffer.isBuffer(bytes) && (await this.#upload(containerId, user, staged, mode, bytes))) {
+      return staged;
+    }
     const pack = tar.pack();
     stagingFolders(pack, ids);
     const header = { name: `f/${ids.uid}/${name}`, mode, uid: ids.uid, gid: ids.gid };
@@ -235,6 +247,23 @@ export class DockerFiles implements SandboxFiles {
       throw failure.reason;
     }
     return staged;
+  }
+
+  /**
+   * Pours the stream into a new file through the user's channel (no engine on the way, nor a
+   * tar); false where the sandbox has no channel for it. What a failure left is removed.
+   */
+  async #upload(containerId: string, user: string, path: string, mode: number, bytes: ByteStream) {
+    const sink = await this.options.openUpload(containerId, user, path, mode);
+    if (!sink) return false;
+    sink.on('error', () => undefined);
+    const [pouring, writing] = await Promise.allSettled([pour(bytes, sink), finished(sink)]);
+    const failure = pouring.status === 'rejected' ? pouring : writing;
+    if (failure.status === 'rejected') {
+      void this.#exec(containerId, user, ['remove', path]).catch(() => undefined);
+      throw failure.reason;
+    }
+    return true;
   }
 
   #idsOf(containerId: string, user: string): Promise<Ids> {
