@@ -9,6 +9,8 @@
  *   X slot tag cwd implicit backstop limit env-count (name value)... stdin-count piece... command
  *   K tag signal      (kills the tree of a command: every process whose environment holds its tag)
  *   N                 (answers `ok`)
+ *   E                 (kills every process of the user but this one: the sandbox is ending)
+ *   O R D C           (files opened, written and closed for the orchestrator; see their section)
  * and answers on stdout; a command's end is an event on stderr:
  *   E slot exit-code cwd stdout-cut stderr-cut, then each stream as a count and its NUL-split pieces.
  *
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -35,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROTOCOL "1"
+#define PROTOCOL "2"
 #define FALLBACK_CWD "/home/agent"
 #define BASE "/run/matrx"
 /* A spare is made once no command runs, or this long after the last one started. */
@@ -540,64 +543,88 @@ static void sweep_command(const char *tag, int signal) {
   sweep(alias[0] ? alias : tag, signal);
 }
 
-/* --- files written through the channel -------------------------------------------------------
- * A large file's bytes come as requests of their own, a piece at a time, so that other requests
- * pass between them: O opens a new file as this user (answering ok or why not), D writes a piece
- * to it (no answer: a failure is kept for the close), C closes it and answers ok or the first
- * failure. */
-#define MAX_UPLOADS 64
-static struct upload {
+/* --- files through the channel ---------------------------------------------------------------
+ * A large file is opened here, as this user, and its descriptor kept under an id until a close:
+ *   O id path mode    opens a new file for writing (never one that exists, nor through a symlink)
+ *   R id path         opens a regular file for reading
+ * each answering `ok`, the descriptor, its inode and the file's size, or why not. The orchestrator
+ * opens that descriptor itself through /proc where it can (root on the host), then closes this
+ * side's; elsewhere a written file's bytes come as requests of their own, a piece at a time, so
+ * that other requests pass between them:
+ *   D id length bytes (no answer: a failure is kept for the close)
+ *   C id              closes the file, answering ok or the first failure. */
+#define MAX_OPEN_FILES 64
+static struct open_file {
   char id[32];
   int fd;
   int failure; /* errno of the first failed write, 0 when none */
-} uploads[MAX_UPLOADS];
-static size_t upload_count;
+} open_files[MAX_OPEN_FILES];
+static size_t open_file_count;
 
-static struct upload *upload_named(const char *id) {
-  for (size_t i = 0; i < upload_count; i++)
-    if (strcmp(uploads[i].id, id) == 0) return &uploads[i];
+static struct open_file *open_file_named(const char *id) {
+  for (size_t i = 0; i < open_file_count; i++)
+    if (strcmp(open_files[i].id, id) == 0) return &open_files[i];
   return NULL;
 }
 
-static size_t on_open_upload(void) {
-  size_t at = 2;
-  char *id, *path, *mode;
-  if (!(id = field(&at, NULL)) || !(path = field(&at, NULL)) || !(mode = field(&at, NULL)))
-    return 0;
-  if (upload_count == MAX_UPLOADS || strlen(id) >= sizeof uploads[0].id || upload_named(id)) {
+/* Opens `path` as O or R asks (`mode` is NULL for R) and answers. */
+static void open_named_file(const char *id, const char *path, const char *mode) {
+  if (open_file_count == MAX_OPEN_FILES || strlen(id) >= sizeof open_files[0].id ||
+      open_file_named(id)) {
     fields(answers_fd, "busy", NULL);
-    return at;
+    return;
   }
-  mode_t bits = (mode_t)strtoul(mode, NULL, 8) & 07777;
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0 || fchmod(fd, bits) != 0) {
-    fields(answers_fd, strerror(errno), NULL);
+  /* O_NONBLOCK: a FIFO at the path would otherwise hold the channel until a writer came. */
+  int fd = mode ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)
+                : open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  struct stat info;
+  const char *why = NULL;
+  if (fd < 0 || fstat(fd, &info) != 0)
+    why = strerror(errno);
+  else if (!S_ISREG(info.st_mode))
+    why = "not a regular file";
+  else if (mode && fchmod(fd, (mode_t)strtoul(mode, NULL, 8) & 07777) != 0)
+    why = strerror(errno);
+  if (why) {
+    fields(answers_fd, why, NULL);
     if (fd >= 0) close(fd);
-    return at;
+    return;
   }
-  struct upload *u = &uploads[upload_count++];
-  snprintf(u->id, sizeof u->id, "%s", id);
-  u->fd = fd;
-  u->failure = 0;
-  fields(answers_fd, "ok", NULL);
+  struct open_file *f = &open_files[open_file_count++];
+  snprintf(f->id, sizeof f->id, "%s", id);
+  f->fd = fd;
+  f->failure = 0;
+  char number[24], inode[24], size[24];
+  snprintf(number, sizeof number, "%d", fd);
+  snprintf(inode, sizeof inode, "%lu", (unsigned long)info.st_ino);
+  snprintf(size, sizeof size, "%lld", (long long)info.st_size);
+  fields(answers_fd, "ok", number, inode, size, NULL);
+}
+
+static size_t on_open_file(int for_writing) {
+  size_t at = 2;
+  char *id, *path, *mode = NULL;
+  if (!(id = field(&at, NULL)) || !(path = field(&at, NULL))) return 0;
+  if (for_writing && !(mode = field(&at, NULL))) return 0;
+  open_named_file(id, path, mode);
   return at;
 }
 
-static size_t on_upload_piece(void) {
+static size_t on_file_piece(void) {
   size_t at = 2;
   char *id, *length;
   if (!(id = field(&at, NULL)) || !(length = field(&at, NULL))) return 0;
   size_t n = strtoul(length, NULL, 10);
   if (input.len - at < n) return 0;
-  struct upload *u = upload_named(id);
-  if (u && !u->failure) {
+  struct open_file *f = open_file_named(id);
+  if (f && !f->failure) {
     const char *bytes = input.data + at;
     size_t left = n;
     while (left > 0) {
-      ssize_t wrote = write(u->fd, bytes, left);
+      ssize_t wrote = write(f->fd, bytes, left);
       if (wrote < 0 && errno == EINTR) continue;
       if (wrote <= 0) {
-        u->failure = wrote < 0 ? errno : EIO;
+        f->failure = wrote < 0 ? errno : EIO;
         break;
       }
       bytes += wrote;
@@ -607,18 +634,18 @@ static size_t on_upload_piece(void) {
   return at + n;
 }
 
-static size_t on_close_upload(void) {
+static size_t on_close_file(void) {
   size_t at = 2;
   char *id;
   if (!(id = field(&at, NULL))) return 0;
-  struct upload *u = upload_named(id);
-  if (!u) {
+  struct open_file *f = open_file_named(id);
+  if (!f) {
     fields(answers_fd, "unknown", NULL);
     return at;
   }
-  int failure = u->failure;
-  if (close(u->fd) != 0 && !failure) failure = errno;
-  *u = uploads[--upload_count];
+  int failure = f->failure;
+  if (close(f->fd) != 0 && !failure) failure = errno;
+  *f = open_files[--open_file_count];
   fields(answers_fd, failure ? strerror(failure) : "ok", NULL);
   return at;
 }
@@ -644,13 +671,16 @@ static void handle_requests(void) {
         took = on_kill();
         break;
       case 'O':
-        took = on_open_upload();
+        took = on_open_file(1);
+        break;
+      case 'R':
+        took = on_open_file(0);
         break;
       case 'D':
-        took = on_upload_piece();
+        took = on_file_piece();
         break;
       case 'C':
-        took = on_close_upload();
+        took = on_close_file();
         break;
       case 'N':
         fields(answers_fd, "ok", NULL);
@@ -904,6 +934,10 @@ int main(int argc, char **argv) {
   dup2(null, 2);
   close(null);
   command_umask = umask(077);
+  /* No other process of the user may trace this one, or reach its descriptors through /proc: the
+   * orchestrator trusts that a descriptor it opens there is the file this process opened. Its
+   * commands are traceable again once they exec. */
+  prctl(PR_SET_DUMPABLE, 0);
   signal(SIGPIPE, SIG_IGN);
   sigemptyset(&blocked);
   sigaddset(&blocked, SIGCHLD);

@@ -116,6 +116,8 @@ export class DockerRuntime implements ContainerRuntime {
       logged: (operation, containerId, run) => this.#call(operation, containerId, run, false),
       openUpload: (containerId, user, path, mode) =>
         this.#channels.openUpload(containerId, user, path, mode),
+      openForReading: (containerId, user, path) =>
+        this.#channels.openForReading(containerId, user, path),
     });
   }
 

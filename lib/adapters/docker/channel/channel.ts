@@ -12,7 +12,7 @@ import type {
 } from '../../../ports.js';
 import { saysNoSuchUser, toServiceError } from '../dockerErrors.js';
 import { ByteReader } from './byteReader.js';
-import { openDirectPipes, type DirectPipes } from './directPipes.js';
+import { openDirectFile, openDirectPipes, type DirectPipes } from './directPipes.js';
 import { chunkSink } from './sinks.js';
 
 const TIMEOUT_EXIT_CODE = 124;
@@ -28,7 +28,7 @@ const PID_RETRY_MS = 25;
  * one, rather than every later request waiting behind it. Under the HTTP timeout (30 s).
  */
 const ANSWER_TIMEOUT_MS = 20_000;
-const PROTOCOL = '1';
+const PROTOCOL = '2';
 
 /** Where a command starts: the directory, and whether the caller chose it. */
 export interface StartDir {
@@ -62,6 +62,12 @@ export interface ChannelProcess extends ProcessInfo {
   settled: boolean;
 }
 
+/**
+ * A file the channel opened as its user, and kept open under an id until closed; `local` is this
+ * side's own descriptor for it, where this side could open it (the channel's copy is then closed).
+ */
+export type OpenedFile = { refused: string } | { size: number; local: number | undefined };
+
 export type StdinOutcome = ChannelProcess | 'missing' | 'ended' | 'closed' | 'full';
 
 type Field = string | number | Buffer;
@@ -87,6 +93,8 @@ export class Channel {
   /** Where requests go: the exec's stdin, or the channel's own pipe once it is open. */
   #requests: Writable;
   #direct: DirectPipes | undefined;
+  /** The channel's process as this side sees it, once its pipes are open (its files open so too). */
+  #pid: number | undefined;
   #end: (why: string) => void = () => undefined;
 
   private constructor(
@@ -115,8 +123,9 @@ export class Channel {
   }
 
   /** From now on requests and answers take the channel's own pipes. */
-  #takeDirect(pipes: DirectPipes): void {
+  #takeDirect({ pid, pipes }: { pid: number; pipes: DirectPipes }): void {
     this.#direct = pipes;
+    this.#pid = pid;
     this.#requests = pipes.requests;
     pipes.answers.on('data', (chunk: Buffer) => this.#reader.push(chunk));
     pipes.events.on('data', (chunk: Buffer) => this.#events.push(chunk));
@@ -185,10 +194,10 @@ export class Channel {
     });
     try {
       const { storedCwd, offer } = await Promise.race([hello, tooLate]);
-      const pipes = offer
+      const direct = offer
         ? await pipesOf(exec, offer, options.openPipes ?? openDirectPipes)
         : undefined;
-      if (pipes) channel.#takeDirect(pipes);
+      if (direct) channel.#takeDirect(direct);
       return { channel, storedCwd };
     } catch (error) {
       channel.close();
@@ -337,22 +346,44 @@ export class Channel {
     );
   }
 
-  /** Answers once the channel reads requests. */
   /**
-   * Opens a new file at `path` as the channel's user (never one that exists, nor through a
-   * symlink) for an upload named `id`; undefined when done, else why not (the system's words).
+   * Opens a new file at `path` as the channel's user for an upload named `id` (never one that
+   * exists, nor through a symlink).
    */
-  async openUpload(id: string, path: string, mode: number): Promise<string | undefined> {
-    const status = await this.#request(['O', id, path, mode.toString(8)], (reader) =>
-      reader.text(),
-    );
-    return status === 'ok' ? undefined : status;
+  openUpload(id: string, path: string, mode: number): Promise<OpenedFile> {
+    return this.#openFile(['O', id, path, mode.toString(8)], id, 'write');
+  }
+
+  /**
+   * Opens the regular file at `path` as the channel's user for this side to read (refused where
+   * this side cannot open the channel's files).
+   */
+  async openForReading(id: string, path: string): Promise<OpenedFile> {
+    const opened = await this.#openFile(['R', id, path], id, 'read');
+    if ('refused' in opened || opened.local !== undefined) return opened;
+    await this.closeUpload(id);
+    return { refused: "this side cannot open the channel's files" };
+  }
+
+  async #openFile(request: Field[], id: string, purpose: 'read' | 'write'): Promise<OpenedFile> {
+    const answer = await this.#request(request, async (reader) => {
+      const status = await reader.text();
+      if (status !== 'ok') return { refused: status };
+      const [fd, inode, size] = [await reader.text(), await reader.text(), await reader.text()];
+      return { fd: Number(fd), inode: BigInt(inode), size: Number(size) };
+    });
+    if (answer.refused !== undefined) return { refused: answer.refused };
+    const local = this.#pid === undefined ? undefined : openDirectFile(this.#pid, answer, purpose);
+    if (local !== undefined) await this.closeUpload(id);
+    return { size: answer.size, local };
   }
 
   /** Writes a piece of an open upload; resolves once the channel may be sent more. */
   async uploadPiece(id: string, piece: Buffer): Promise<void> {
     this.#ensureAlive('before the upload');
-    if (this.#requests.write(encode(['D', id, piece.length, piece]))) return;
+    // Header and piece as two writes: one would copy the piece into a new buffer.
+    this.#requests.write(encode(['D', id, piece.length]));
+    if (this.#requests.write(piece)) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         this.#requests.off('drain', done);
@@ -363,7 +394,7 @@ export class Channel {
     });
   }
 
-  /** Closes an upload; undefined when every piece was written, else the first failure. */
+  /** Closes an opened file; undefined when every piece was written, else the first failure. */
   async closeUpload(id: string): Promise<string | undefined> {
     const status = await this.#request(['C', id], (reader) => reader.text());
     return status === 'ok' ? undefined : status;
@@ -374,6 +405,7 @@ export class Channel {
     await this.#request(['E'], expectOk);
   }
 
+  /** Answers once the channel reads requests. */
   async ping(): Promise<void> {
     await this.#request(['N'], expectOk);
   }
@@ -450,18 +482,23 @@ export class Channel {
   }
 }
 
-/** The channel ended, or answered something it should not have. */
-/** The channel's own pipes when this side can open them; the exec's stdio serves otherwise. */
+/**
+ * The channel's own pipes, and its pid, when this side can open them; the exec's stdio serves
+ * otherwise.
+ */
 async function pipesOf(
   exec: Docker.Exec,
   offer: string,
   open: (pid: number, offer: string) => DirectPipes | undefined,
-): Promise<DirectPipes | undefined> {
+): Promise<{ pid: number; pipes: DirectPipes } | undefined> {
   try {
     // The engine records the exec's pid after starting it: a greeting can come first.
     for (let attempt = 0; attempt < PID_ATTEMPTS; attempt++) {
       const { Pid } = await exec.inspect();
-      if (Pid > 0) return open(Pid, offer);
+      if (Pid > 0) {
+        const pipes = open(Pid, offer);
+        return pipes && { pid: Pid, pipes };
+      }
       await new Promise((resolve) => setTimeout(resolve, PID_RETRY_MS));
     }
   } catch {
@@ -470,6 +507,7 @@ async function pipesOf(
   return undefined;
 }
 
+/** The channel ended, or answered something it should not have. */
 export class ChannelEndedError extends Error {}
 
 /** The image has no such user: the request's mistake, not the sandbox's. */

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, createWriteStream } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
+import type { ByteStream } from '../../../domain/bytes.js';
 import { ConflictError, DOCKER, UnavailableError, ValidationError } from '../../../errors.js';
 import type { Logger } from '../../../logger.js';
 import type {
@@ -238,12 +240,12 @@ export class Channels {
     return process && withoutSettled(process);
   }
 
-  /** Closes the sandbox's channels: its container is stopping. */
   /**
-   * A new file at `path` as the user, written through the user's compiled channel a piece at a
-   * time (what is written to it goes on as it comes; its end closes the file and fails with the
-   * sandbox's reason if a piece could not be written). Undefined where the sandbox has no compiled
-   * channel: the caller takes the engine's archive call.
+   * A new file at `path` as the user, opened by the user's compiled channel: written by this side
+   * where it can open the channel's files, else through the channel a piece at a time (what is
+   * written goes on as it comes; its end closes the file and fails with the sandbox's reason if a
+   * piece could not be written). Undefined where the sandbox has no compiled channel: the caller
+   * takes the engine's archive call.
    */
   async openUpload(
     containerId: string,
@@ -254,9 +256,12 @@ export class Channels {
     const channel = await this.#commandChannel(containerId, user);
     if (!channel) return undefined;
     const id = randomBytes(8).toString('hex');
-    const refused = await channel.openUpload(id, path, mode);
-    if (refused) {
-      throw new UnavailableError(DOCKER, `The sandbox could not make ${path}: ${refused}`);
+    const opened = await channel.openUpload(id, path, mode);
+    if ('refused' in opened) {
+      throw new UnavailableError(DOCKER, `The sandbox could not make ${path}: ${opened.refused}`);
+    }
+    if (opened.local !== undefined) {
+      return createWriteStream('', { fd: opened.local, highWaterMark: UPLOAD_PIECE_BYTES });
     }
     let closed = false;
     const close = async () => {
@@ -288,6 +293,31 @@ export class Channels {
   }
 
   /**
+   * The regular file at `path` as the user may read it, opened by the user's compiled channel
+   * and read by this side; undefined where that cannot be (no compiled channel, a side that cannot
+   * open the channel's files, or a file the user cannot open: the caller's slower way says why).
+   */
+  async openForReading(
+    containerId: string,
+    user: string,
+    path: string,
+  ): Promise<ByteStream | undefined> {
+    const channel = await this.#commandChannel(containerId, user);
+    if (!channel) return undefined;
+    const opened = await channel.openForReading(randomBytes(8).toString('hex'), path);
+    if ('refused' in opened || opened.local === undefined) return undefined;
+    const { size, local } = opened;
+    if (size === 0) {
+      closeSync(local);
+      return { stream: Readable.from([]), length: 0 };
+    }
+    return {
+      stream: createReadStream('', { fd: local, end: size - 1, highWaterMark: UPLOAD_PIECE_BYTES }),
+      length: size,
+    };
+  }
+
+  /**
    * Has each open compiled channel of the sandbox kill every process of its user (the sandbox is
    * being stopped), waiting for them up to `timeoutMs`; a channel that cannot is passed over.
    */
@@ -297,6 +327,7 @@ export class Channels {
     await within(Promise.allSettled(killed), timeoutMs);
   }
 
+  /** Closes the sandbox's channels: its container is stopping. */
   discard(containerId: string): void {
     const sandbox = this.#sandboxes.get(containerId);
     this.#sandboxes.delete(containerId);

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { Socket } from 'node:net';
 
 /** The compiled channel's own pipes, opened from this side: requests in, answers and events out. */
@@ -59,4 +59,80 @@ export function openDirectPipes(pid: number, offer: string): DirectPipes | undef
     for (const fd of opened) closeSync(fd);
     return undefined;
   }
+}
+
+/** A file the channel opened, as it announced it: its descriptor's number and the file's inode. */
+export interface OfferedFile {
+  fd: number;
+  inode: bigint;
+}
+
+/**
+ * This side's own descriptor for a regular file the channel `pid` opened (`fd`, for reading or
+ * writing), through /proc as for its pipes; undefined where it cannot be opened, or is not the
+ * file offered. The channel cannot be traced by its user (it is not dumpable), but the file is
+ * still checked to be one its user may use so: one the user owns, and no other name has, to be
+ * written (the channel made it), one the user's ids may read, to be read. Open as root, it is
+ * never given more than that.
+ */
+export function openDirectFile(
+  pid: number,
+  file: OfferedFile,
+  purpose: 'read' | 'write',
+): number | undefined {
+  let fd: number | undefined;
+  try {
+    const ids = fsIdsOf(pid);
+    const direction = purpose === 'write' ? constants.O_WRONLY : constants.O_RDONLY;
+    fd = openSync(
+      `/proc/${pid}/fd/${file.fd}`,
+      direction | constants.O_NONBLOCK | constants.O_NOCTTY,
+    );
+    const stat = fstatSync(fd, { bigint: true });
+    const mayUse = purpose === 'write' ? mayWrite(stat, ids) : mayRead(stat, ids);
+    if (!stat.isFile() || stat.ino !== file.inode || !mayUse) throw new Error('not the offer');
+    return fd;
+  } catch {
+    if (fd !== undefined) closeSync(fd);
+    return undefined;
+  }
+}
+
+interface FileIds {
+  uid: bigint;
+  /** Its file-access group and its supplementary groups. */
+  groups: bigint[];
+}
+
+interface FileStat {
+  uid: bigint;
+  gid: bigint;
+  mode: bigint;
+  nlink: bigint;
+}
+
+/** The ids a process's file accesses are checked against (the fourth of each line), and its groups. */
+function fsIdsOf(pid: number): FileIds {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const id = (name: string) => {
+    const fsId = new RegExp(`^${name}:\\s+\\d+\\s+\\d+\\s+\\d+\\s+(\\d+)`, 'm').exec(status)?.[1];
+    if (fsId === undefined) throw new Error(`no ${name} in the status of ${pid}`);
+    return BigInt(fsId);
+  };
+  const supplementary = /^Groups:([^\n]*)$/m.exec(status)?.[1]?.trim() ?? '';
+  return {
+    uid: id('Uid'),
+    groups: [id('Gid'), ...supplementary.split(/\s+/).filter(Boolean).map(BigInt)],
+  };
+}
+
+function mayWrite(stat: FileStat, ids: FileIds): boolean {
+  return stat.nlink === 1n && (ids.uid === 0n || stat.uid === ids.uid);
+}
+
+function mayRead(stat: FileStat, ids: FileIds): boolean {
+  if (ids.uid === 0n) return true;
+  if (stat.uid === ids.uid) return (stat.mode & 0o400n) !== 0n;
+  if (ids.groups.includes(stat.gid)) return (stat.mode & 0o040n) !== 0n;
+  return (stat.mode & 0o004n) !== 0n;
 }

@@ -57,6 +57,12 @@ export interface DockerFilesOptions {
     path: string,
     mode: number,
   ) => Promise<Writable | undefined>;
+  /** A regular file as `user` may read it, read by this side; undefined where it cannot be. */
+  openForReading: (
+    containerId: string,
+    user: string,
+    path: string,
+  ) => Promise<ByteStream | undefined>;
 }
 
 interface Ids {
@@ -98,12 +104,18 @@ export class DockerFiles implements SandboxFiles {
     } else if (got.status !== 'large') {
       throw pathError(got, path);
     }
-    // Large, grown meanwhile, or over maxBytes (the engine's read says so with the size).
+    // Large, grown meanwhile, or over maxBytes (the read says so with the size).
     const realPath =
       got.status === 'large'
         ? (got.fields[0] ?? path)
         : ((await this.#run(containerId, user, path, 'check_read', path)).fields[0] ?? path);
-    return this.#readStaged(containerId, realPath, path, maxBytes);
+    const opened = await this.options.openForReading(containerId, user, realPath);
+    if (!opened) return this.#readStaged(containerId, realPath, path, maxBytes);
+    if (opened.length > maxBytes) {
+      opened.stream.destroy();
+      throw tooLarge(path, opened.length, maxBytes);
+    }
+    return opened;
   }
 
   async write(
@@ -382,6 +394,10 @@ function refuseUnknownUser(result: { exitCode: number; stdout: string }, user: s
   }
 }
 
+function tooLarge(path: string, size: number, maxBytes: number): PayloadTooLargeError {
+  return new PayloadTooLargeError(`${path} is ${size} bytes, over the limit of ${maxBytes}`);
+}
+
 function stagingFolders(pack: tar.Pack, ids: Ids): void {
   pack.entry({ name: 'f/', type: 'directory', mode: 0o711, uid: 0, gid: 0 });
   pack.entry({ name: `f/${ids.uid}/`, type: 'directory', mode: 0o700, uid: ids.uid, gid: ids.gid });
@@ -413,7 +429,7 @@ function firstFileOf(stream: Readable, path: string, maxBytes: number): Promise<
       }
       const size = header.size ?? 0;
       if (size > maxBytes) {
-        fail(new PayloadTooLargeError(`${path} is ${size} bytes, over the limit of ${maxBytes}`));
+        fail(tooLarge(path, size, maxBytes));
         return;
       }
       settled = true;
