@@ -248,6 +248,10 @@ static void child_basics(int in, int out, int err) {
   if (out != 1) dup2(out, 1);
   if (err != 2) dup2(err, 2);
   umask(command_umask);
+  /* A command is its user's like any other process (its exec would make it so anyway; its own
+   * /proc entries, oom_score_adj among them, are only its own once it is). Its descriptors are a
+   * copy: what is done to them leaves the channel's as they are. */
+  prctl(PR_SET_DUMPABLE, 1);
   if (command_oom_score_adj[0]) {
     int fd = open("/proc/self/oom_score_adj", O_WRONLY);
     if (fd >= 0) {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Channel } from '../../lib/adapters/docker/channel/channel.js';
@@ -385,30 +386,110 @@ describe('the command channel', () => {
     }
   });
 
-  it('writes an upload into a new file as its user, piece by piece, never over a file or a symlink', async () => {
+  it('writes an upload into a new file as its user, by this side or piece by piece, never over a file or a symlink', async () => {
+    for (const openPipes of [undefined, () => undefined]) {
+      const { channel } = await Channel.open(
+        docker,
+        containerId,
+        'agent',
+        [COMPILED_CHANNEL_PATH],
+        {
+          offersPipes: true,
+          openPipes,
+        },
+      );
+      try {
+        await inspect('rm -rf /tmp/up && mkdir /tmp/up && chown agent /tmp/up', 'root');
+        const bytes = randomBytes(3 * 1024 * 1024 + 17);
+        const opened = await channel.openUpload('one', '/tmp/up/file', 0o640);
+        expect(opened).toEqual({ size: 0, local: channel.direct ? expect.any(Number) : undefined });
+        const local = 'local' in opened ? opened.local : undefined;
+        if (local === undefined) {
+          for (let at = 0; at < bytes.length; at += 1024 * 1024) {
+            const piece = bytes.subarray(at, at + 1024 * 1024);
+            await channel.uploadPiece('one', [piece.subarray(0, 100), piece.subarray(100)]);
+          }
+          // Other requests pass between the pieces.
+          await channel.ping();
+          expect(await channel.closeUpload('one')).toBeUndefined();
+        } else {
+          writeSync(local, bytes);
+          closeSync(local);
+          // This side's descriptor is its own: the channel's is closed.
+          expect(await channel.closeUpload('one')).toBe('unknown');
+        }
+        expect(await inspect('stat -c "%U %a %s" /tmp/up/file; sha256sum </tmp/up/file')).toBe(
+          `agent 640 ${bytes.length}\n${createHash('sha256').update(bytes).digest('hex')}  -\n`,
+        );
+        await inspect('ln -s /etc/passwd /tmp/up/link', 'agent');
+        expect(await channel.openUpload('two', '/tmp/up/file', 0o644)).toEqual({
+          refused: 'File exists',
+        });
+        expect(await channel.openUpload('three', '/tmp/up/link', 0o644)).toEqual({
+          refused: 'File exists',
+        });
+        expect(await channel.openUpload('four', '/etc/x', 0o644)).toEqual({
+          refused: 'Permission denied',
+        });
+        expect(await channel.closeUpload('two')).toBe('unknown');
+      } finally {
+        channel.close();
+      }
+    }
+  });
+
+  it('opens a file for this side to read as its user, and only a regular file the user may read', async () => {
     const { channel } = await Channel.open(docker, containerId, 'agent', [COMPILED_CHANNEL_PATH], {
       offersPipes: true,
     });
     try {
-      await inspect('rm -rf /tmp/up && mkdir /tmp/up && chown agent /tmp/up', 'root');
-      const bytes = randomBytes(3 * 1024 * 1024 + 17);
-      expect(await channel.openUpload('one', '/tmp/up/file', 0o640)).toBeUndefined();
-      for (let at = 0; at < bytes.length; at += 1024 * 1024) {
-        await channel.uploadPiece('one', bytes.subarray(at, at + 1024 * 1024));
-      }
-      // Other requests pass between the pieces.
-      await channel.ping();
-      expect(await channel.closeUpload('one')).toBeUndefined();
-      expect(await inspect('stat -c "%U %a %s" /tmp/up/file; sha256sum </tmp/up/file')).toBe(
-        `agent 640 ${bytes.length}\n${createHash('sha256').update(bytes).digest('hex')}  -\n`,
+      expect(channel.direct).toBe(true);
+      await inspect(
+        'rm -rf /tmp/rd && mkdir /tmp/rd && printf hello > /tmp/rd/open && chmod 644 /tmp/rd/open && ' +
+          'printf secret > /tmp/rd/closed && chmod 600 /tmp/rd/closed && mkfifo -m 666 /tmp/rd/fifo',
+        'root',
       );
-      await inspect('ln -s /etc/passwd /tmp/up/link', 'agent');
-      expect(await channel.openUpload('two', '/tmp/up/file', 0o644)).toBe('File exists');
-      expect(await channel.openUpload('three', '/tmp/up/link', 0o644)).toBe('File exists');
-      expect(await channel.openUpload('four', '/etc/x', 0o644)).toBe('Permission denied');
-      expect(await channel.closeUpload('two')).toBe('unknown');
+      const opened = await channel.openForReading('one', '/tmp/rd/open');
+      expect(opened).toEqual({ size: 5, local: expect.any(Number) });
+      const local = 'local' in opened ? (opened.local as number) : -1;
+      const read = Buffer.alloc(16);
+      expect(read.subarray(0, readSync(local, read)).toString()).toBe('hello');
+      closeSync(local);
+      expect(await channel.closeUpload('one')).toBe('unknown');
+      expect(await channel.openForReading('two', '/tmp/rd/closed')).toEqual({
+        refused: 'Permission denied',
+      });
+      expect(await channel.openForReading('three', '/tmp/rd')).toEqual({
+        refused: 'not a regular file',
+      });
+      // A FIFO is opened without waiting for a writer, and refused.
+      expect(await channel.openForReading('four', '/tmp/rd/fifo')).toEqual({
+        refused: 'not a regular file',
+      });
+      expect(await channel.openForReading('five', '/tmp/rd/none')).toEqual({
+        refused: 'No such file or directory',
+      });
+      // Its user cannot reach the channel's descriptors (nor trace it) to swap a file in.
+      expect(
+        await inspect('ls /proc/$(pgrep -o -u agent -x matrx-channel)/fd 2>&1 >/dev/null', 'agent'),
+      ).toContain('Permission denied');
     } finally {
       channel.close();
+    }
+    const { channel: overStdio } = await Channel.open(
+      docker,
+      containerId,
+      'agent',
+      [COMPILED_CHANNEL_PATH],
+      { offersPipes: true, openPipes: () => undefined },
+    );
+    try {
+      expect(await overStdio.openForReading('one', '/tmp/rd/open')).toEqual({
+        refused: "this side cannot open the channel's files",
+      });
+      await overStdio.ping();
+    } finally {
+      overStdio.close();
     }
   });
 

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import {
   closeSync,
   constants,
+  linkSync,
   mkdtempSync,
   openSync,
   rmSync,
@@ -12,7 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { openDirectPipes, parseOffer } from '../../lib/adapters/docker/channel/directPipes.js';
+import {
+  mayRead,
+  mayWrite,
+  openDirectFile,
+  openDirectPipes,
+  parseOffer,
+} from '../../lib/adapters/docker/channel/directPipes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'matrx-pipes-'));
 const held: number[] = [];
@@ -67,5 +74,56 @@ describe("the compiled channel's offer of its own pipes", () => {
     expect(openDirectPipes(process.pid, `${requests} ${answers} ${fileOffer}`)).toBeUndefined();
     expect(openDirectPipes(2 ** 22 + 7, `${requests} ${answers} ${answers}`)).toBeUndefined();
     expect(openDirectPipes(process.pid, 'not an offer')).toBeUndefined();
+  });
+});
+
+describe('a file the channel opened, opened by this side through /proc', () => {
+  /** A file this process holds open, as the channel would offer it. */
+  function heldFile(name: string, flags: string) {
+    const path = join(dir, name);
+    writeFileSync(path, 'bytes');
+    const fd = openSync(path, flags);
+    held.push(fd);
+    return { path, offered: { fd, inode: statSync(path, { bigint: true }).ino } };
+  }
+
+  it('opens the offered regular file for reading or writing, and nothing else', () => {
+    const { offered } = heldFile('offered', 'r+');
+    for (const purpose of ['read', 'write'] as const) {
+      const fd = openDirectFile(process.pid, offered, purpose);
+      expect(fd).toEqual(expect.any(Number));
+      closeSync(fd as number);
+      expect(openDirectFile(process.pid, { ...offered, inode: 1n }, purpose)).toBeUndefined();
+      expect(openDirectFile(2 ** 22 + 7, offered, purpose)).toBeUndefined();
+    }
+    const [fifoFd = '', fifoInode = ''] = heldFifo('not-a-file').split(':');
+    const fifo = { fd: Number(fifoFd), inode: BigInt(fifoInode) };
+    expect(openDirectFile(process.pid, fifo, 'read')).toBeUndefined();
+    // A second name: not a file the channel just made.
+    const { path, offered: linked } = heldFile('linked', 'r+');
+    linkSync(path, join(dir, 'second-name'));
+    expect(openDirectFile(process.pid, linked, 'write')).toBeUndefined();
+  });
+
+  it("allows what the user's ids allow: owner, then group, then others; root anything", () => {
+    const stat = (uid: number, gid: number, mode: number, nlink = 1) => ({
+      uid: BigInt(uid),
+      gid: BigInt(gid),
+      mode: BigInt(0o100000 | mode),
+      nlink: BigInt(nlink),
+    });
+    const user = { uid: 1000n, groups: [1000n, 27n] };
+    expect(mayRead(stat(1000, 1000, 0o400), user)).toBe(true);
+    // The owner's bits alone count for the owner, as in the kernel.
+    expect(mayRead(stat(1000, 1000, 0o044), user)).toBe(false);
+    expect(mayRead(stat(0, 27, 0o640), user)).toBe(true);
+    expect(mayRead(stat(0, 27, 0o604), user)).toBe(false);
+    expect(mayRead(stat(0, 0, 0o604), user)).toBe(true);
+    expect(mayRead(stat(0, 0, 0o600), user)).toBe(false);
+    expect(mayRead(stat(0, 0, 0o000), { uid: 0n, groups: [0n] })).toBe(true);
+    expect(mayWrite(stat(1000, 1000, 0o000), user)).toBe(true);
+    expect(mayWrite(stat(1000, 1000, 0o600, 2), user)).toBe(false);
+    expect(mayWrite(stat(0, 1000, 0o666), user)).toBe(false);
+    expect(mayWrite(stat(1000, 1000, 0o600), { uid: 0n, groups: [0n] })).toBe(true);
   });
 });

@@ -378,19 +378,25 @@ export class Channel {
     return { size: answer.size, local };
   }
 
-  /** Writes a piece of an open upload; resolves once the channel may be sent more. */
-  async uploadPiece(id: string, piece: Buffer): Promise<void> {
+  /** Writes a piece of an open upload, given in parts; resolves once the channel may be sent more. */
+  async uploadPiece(id: string, parts: Buffer[]): Promise<void> {
     this.#ensureAlive('before the upload');
-    // Header and piece as two writes: one would copy the piece into a new buffer.
-    this.#requests.write(encode(['D', id, piece.length]));
-    if (this.#requests.write(piece)) return;
+    const length = parts.reduce((sum, part) => sum + part.length, 0);
+    // The header, then each part as it is: one buffer would copy them all.
+    this.#requests.write(encode(['D', id, length]));
+    let room = true;
+    for (const part of parts) room = this.#requests.write(part);
+    const requests = this.#requests;
+    if (room || requests.destroyed) return;
     await new Promise<void>((resolve) => {
+      // A channel that ends closes its requests pipe: no drain comes then.
       const done = () => {
-        this.#requests.off('drain', done);
+        requests.off('drain', done);
+        requests.off('close', done);
         resolve();
       };
-      this.#requests.once('drain', done);
-      void this.ended.then(done);
+      requests.once('drain', done);
+      requests.once('close', done);
     });
   }
 

@@ -271,8 +271,10 @@ export class Channels {
     };
     return new Writable({
       highWaterMark: UPLOAD_PIECE_BYTES,
-      write: (piece: Buffer, _encoding, done) => {
-        channel.uploadPiece(id, piece).then(() => done(), done);
+      // What came while a piece was sent goes as the next one.
+      writev: (chunks, done) => {
+        const parts = chunks.map(({ chunk }) => chunk as Buffer);
+        channel.uploadPiece(id, parts).then(() => done(), done);
       },
       final: (done) => {
         close().then(

@@ -98,13 +98,13 @@ export function openDirectFile(
   }
 }
 
-interface FileIds {
+export interface FileIds {
   uid: bigint;
   /** Its file-access group and its supplementary groups. */
   groups: bigint[];
 }
 
-interface FileStat {
+export interface FileStat {
   uid: bigint;
   gid: bigint;
   mode: bigint;
@@ -126,11 +126,13 @@ function fsIdsOf(pid: number): FileIds {
   };
 }
 
-function mayWrite(stat: FileStat, ids: FileIds): boolean {
+/** A file the user owns and no other name has: one the channel made for the user. */
+export function mayWrite(stat: FileStat, ids: FileIds): boolean {
   return stat.nlink === 1n && (ids.uid === 0n || stat.uid === ids.uid);
 }
 
-function mayRead(stat: FileStat, ids: FileIds): boolean {
+/** What the kernel would say to a read by the user, but that groups are only those it lists. */
+export function mayRead(stat: FileStat, ids: FileIds): boolean {
   if (ids.uid === 0n) return true;
   if (stat.uid === ids.uid) return (stat.mode & 0o400n) !== 0n;
   if (ids.groups.includes(stat.gid)) return (stat.mode & 0o040n) !== 0n;

@@ -31,8 +31,11 @@ import {
 
 /** Where each user's staged files live: /run/matrx/f is root's (0711), f/<uid> the user's (0700). */
 const STAGING_ROOT = '/run/matrx';
-/** How much of an upload is gathered before it goes on to the engine. */
-const POUR_PIECE_BYTES = 1024 * 1024;
+/**
+ * How much of an upload is gathered before it goes on to the engine (a file takes each chunk as
+ * it comes), and of the engine's read before it goes on to the caller.
+ */
+const ENGINE_PIECE_BYTES = 1024 * 1024;
 const OPERATION_TIMEOUT_SECONDS = 120;
 /** What a listing or a search may print; past it the answer is cut. */
 const ANSWER_BYTES = 32 * 1024 * 1024;
@@ -240,7 +243,7 @@ export class DockerFiles implements SandboxFiles {
     // event would end the process.
     entry.on('error', () => undefined);
     pack.on('error', () => undefined);
-    const poured = pour(bytes, entry).then(
+    const poured = pour(bytes, entry, ENGINE_PIECE_BYTES).then(
       () => pack.finalize(),
       (error: unknown) => {
         upload.abort();
@@ -269,7 +272,7 @@ export class DockerFiles implements SandboxFiles {
     const sink = await this.options.openUpload(containerId, user, path, mode);
     if (!sink) return false;
     sink.on('error', () => undefined);
-    const [pouring, writing] = await Promise.allSettled([pour(bytes, sink), finished(sink)]);
+    const [pouring, writing] = await Promise.allSettled([pour(bytes, sink, 0), finished(sink)]);
     const failure = pouring.status === 'rejected' ? pouring : writing;
     if (failure.status === 'rejected') {
       void this.#exec(containerId, user, ['remove', path]).catch(() => undefined);
@@ -478,7 +481,7 @@ function inPieces(body: EntrySource): Readable {
     const chunk = data as Buffer;
     held.push(chunk);
     heldBytes += chunk.length;
-    if (heldBytes >= POUR_PIECE_BYTES && !flush()) body.pause();
+    if (heldBytes >= ENGINE_PIECE_BYTES && !flush()) body.pause();
   });
   body.once('end', () => {
     ended = true;
@@ -502,7 +505,7 @@ interface EntrySource {
   removeAllListeners(event: 'data'): unknown;
 }
 
-/** What pour writes into: a tar entry, as tar-stream makes it (a streamx Writable). */
+/** What pour writes into: a tar entry, as tar-stream makes it (a streamx Writable), or a file. */
 interface EntrySink {
   readonly destroyed: boolean;
   write(chunk: Buffer): boolean;
@@ -512,18 +515,19 @@ interface EntrySink {
 }
 
 /**
- * Writes a stream into a tar entry of its length; a stream that ends short is refused. The stream
- * is never destroyed (it is a request's, whose socket still has an answer to carry): when the
- * entry fails, what is left of it is left unread.
+ * Writes a stream into a tar entry or a file of its length, in pieces of at least `pieceBytes`;
+ * a stream that ends short is refused. The stream is never destroyed (it is a request's, whose
+ * socket still has an answer to carry): when the entry fails, what is left of it is left unread.
  */
-function pour(bytes: ByteStream, entry: EntrySink): Promise<void> {
+function pour(bytes: ByteStream, entry: EntrySink, pieceBytes: number): Promise<void> {
   const { stream, length } = bytes;
   return new Promise((resolve, reject) => {
     let written = 0;
     let done = false;
     const held: Buffer[] = [];
     let heldBytes = 0;
-    // The engine takes a large upload faster in large pieces than in the socket's 64 KiB ones.
+    // The engine takes a large upload faster in large pieces than in the socket's 64 KiB ones; a
+    // file (or the channel) gathers what comes while it writes, with no copy.
     const pass = (): boolean => {
       const piece = held.length === 1 ? (held[0] as Buffer) : Buffer.concat(held, heldBytes);
       held.length = 0;
@@ -551,7 +555,7 @@ function pour(bytes: ByteStream, entry: EntrySink): Promise<void> {
       if (written > length) return stop(new Error(`the body is longer than its ${length} bytes`));
       held.push(chunk);
       heldBytes += chunk.length;
-      if (heldBytes >= POUR_PIECE_BYTES && !pass()) {
+      if (heldBytes >= pieceBytes && !pass()) {
         stream.pause();
         entry.once('drain', () => stream.resume());
       }
