@@ -28,6 +28,7 @@ const PID_RETRY_MS = 25;
  * one, rather than every later request waiting behind it. Under the HTTP timeout (30 s).
  */
 const ANSWER_TIMEOUT_MS = 20_000;
+/** What both channels (compiled and script) greet with; one build's service and channels agree. */
 const PROTOCOL = '2';
 
 /** Where a command starts: the directory, and whether the caller chose it. */
