@@ -1,5 +1,6 @@
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { apiKey, baseUrl, testUser } from '../support/api.js';
@@ -66,7 +67,7 @@ function send(target: URL, fuzz: FuzzRequest): Promise<Answer> {
           resolve({
             status: res.statusCode ?? 0,
             contentType: String(res.headers['content-type'] ?? ''),
-            body: Buffer.concat(chunks).toString('utf8'),
+            body: decoded(Buffer.concat(chunks), res.headers['content-encoding']).toString('utf8'),
             ms: performance.now() - started,
           }),
         );
@@ -77,6 +78,14 @@ function send(target: URL, fuzz: FuzzRequest): Promise<Answer> {
     req.on('error', reject);
     req.end(fuzz.body);
   });
+}
+
+/** A body as the client asked for it: a large answer comes compressed to one that accepts it. */
+function decoded(body: Buffer, encoding: string | undefined): Buffer {
+  if (encoding === 'gzip') return gunzipSync(body);
+  if (encoding === 'deflate') return inflateSync(body);
+  if (encoding === 'br') return brotliDecompressSync(body);
+  return body;
 }
 
 /** Raw bytes, then whatever comes back until the server closes. */
