@@ -25,6 +25,10 @@ function startServer(settings: Settings, logger: Logger): ChildProcess {
       String(settings.PORT),
       '--lambdaPort',
       String(settings.LAMBDA_PORT),
+      // The framework races each handler against a timer of the function's timeout that it never
+      // clears: every request's handler and answer stayed in memory that long (630 s for exec).
+      // The handlers' middy stack answers a 504 at the same limit, and clears its timer.
+      '--noTimeout',
     ],
     {
       cwd: PROJECT_ROOT,

@@ -12,7 +12,11 @@ import {
 import type { Logger } from '../../lib/logger.js';
 
 /** The shared middleware in a real middy() stack, with their dependencies passed in. */
-function stackWith(handle: () => Promise<ReturnType<typeof json>>, requiresKey = true) {
+function stackWith(
+  handle: () => Promise<ReturnType<typeof json>>,
+  requiresKey = true,
+  context: Partial<Context> = {},
+) {
   const lines: { level: string; message: string; fields: Record<string, unknown> }[] = [];
   const record = (level: string) => (message: string, fields: Record<string, unknown>) =>
     lines.push({ level, message, fields });
@@ -40,7 +44,7 @@ function stackWith(handle: () => Promise<ReturnType<typeof json>>, requiresKey =
         queryStringParameters: null,
         body: null,
       } as unknown as APIGatewayProxyEvent,
-      {} as Context,
+      context as Context,
     );
   return { call, lines, deps };
 }
@@ -87,6 +91,21 @@ describe('the shared middleware stack', () => {
     expect([failed.statusCode, failed.body]).toEqual([500, '{"detail":"Internal server error"}']);
     expect(crash.lines[0]).toMatchObject({ level: 'ERROR', fields: { status: 500 } });
     expect(String((crash.lines[0]?.fields.error as Error).message)).toBe('secret internals');
+  });
+
+  it("answers 504 at the function's time limit itself (the server runs with no timer of its own)", async () => {
+    const slow = stackWith(
+      () => new Promise((resolve) => setTimeout(() => resolve(json(200, {})), 500)),
+      true,
+      {
+        getRemainingTimeInMillis: () => 50,
+      },
+    );
+    const reply = await slow.call({ 'x-api-key': 'right-key' });
+    expect([reply.statusCode, JSON.parse(reply.body)]).toEqual([
+      504,
+      { detail: 'The request took too long' },
+    ]);
   });
 
   it('echoes a sane X-Request-Id and logs every request once with it', async () => {
