@@ -8,6 +8,7 @@ import {
   DOCKER,
   PathError,
   PayloadTooLargeError,
+  ServiceError,
   UnavailableError,
   ValidationError,
 } from '../../../errors.js';
@@ -273,10 +274,10 @@ export class DockerFiles implements SandboxFiles {
     if (!sink) return false;
     sink.on('error', () => undefined);
     const [pouring, writing] = await Promise.allSettled([pour(bytes, sink, 0), finished(sink)]);
-    const failure = pouring.status === 'rejected' ? pouring : writing;
-    if (failure.status === 'rejected') {
+    if (pouring.status === 'rejected' || writing.status === 'rejected') {
       void this.#exec(containerId, user, ['remove', path]).catch(() => undefined);
-      throw failure.reason;
+      if (pouring.status === 'rejected') throw pouring.reason;
+      throw writeFailure(writing.status === 'rejected' ? writing.reason : undefined, path);
     }
     return true;
   }
@@ -397,6 +398,15 @@ function refuseUnknownUser(result: { exitCode: number; stdout: string }, user: s
   }
 }
 
+/** The file's own failure (a full disk...) as the sandbox's; ours pass as they are. */
+function writeFailure(error: unknown, path: string): Error {
+  if (error instanceof ServiceError) return error;
+  const why = error instanceof Error ? error.message : String(error);
+  return new UnavailableError(DOCKER, `The sandbox could not write ${path}: ${why}`, {
+    cause: error,
+  });
+}
+
 function tooLarge(path: string, size: number, maxBytes: number): PayloadTooLargeError {
   return new PayloadTooLargeError(`${path} is ${size} bytes, over the limit of ${maxBytes}`);
 }
@@ -456,7 +466,7 @@ function firstFileOf(stream: Readable, path: string, maxBytes: number): Promise<
 
 /**
  * A file entry's bytes as a Node stream of bytes (what the HTTP server sends as it is), in pieces
- * of up to POUR_PIECE_BYTES: the engine gives them in 32 KiB ones, and each is a write of the
+ * of up to ENGINE_PIECE_BYTES: the engine gives them in 32 KiB ones, and each is a write of the
  * response otherwise.
  */
 function inPieces(body: EntrySource): Readable {
