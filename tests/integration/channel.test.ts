@@ -108,6 +108,14 @@ afterAll(async () => {
   await runtime.remove(containerId);
 });
 
+/** The compiled channel as agent, over its own pipes unless `openPipes` says this side cannot. */
+function openCompiled(openPipes?: () => undefined) {
+  return Channel.open(docker, containerId, 'agent', [COMPILED_CHANNEL_PATH], {
+    offersPipes: true,
+    openPipes,
+  });
+}
+
 describe('the command channel', () => {
   const environment =
     'id; pwd; echo "$HOME"; env | grep -v -e ^MATRX_EXEC_ID= -e ^_= | sort; readlink /proc/self/fd/0; ulimit -a; umask; echo "$0 $SHLVL"';
@@ -361,16 +369,7 @@ describe('the command channel', () => {
 
   it('talks over its own pipes where the service can open them, and over its Docker exec where not', async () => {
     for (const openPipes of [undefined, () => undefined]) {
-      const { channel } = await Channel.open(
-        docker,
-        containerId,
-        'agent',
-        [COMPILED_CHANNEL_PATH],
-        {
-          offersPipes: true,
-          openPipes,
-        },
-      );
+      const { channel } = await openCompiled(openPipes);
       try {
         expect(channel.direct).toBe(openPipes === undefined);
         const ran = await channel.exec(
@@ -388,16 +387,7 @@ describe('the command channel', () => {
 
   it('writes an upload into a new file as its user, by this side or piece by piece, never over a file or a symlink', async () => {
     for (const openPipes of [undefined, () => undefined]) {
-      const { channel } = await Channel.open(
-        docker,
-        containerId,
-        'agent',
-        [COMPILED_CHANNEL_PATH],
-        {
-          offersPipes: true,
-          openPipes,
-        },
-      );
+      const { channel } = await openCompiled(openPipes);
       try {
         await inspect('rm -rf /tmp/up && mkdir /tmp/up && chown agent /tmp/up', 'root');
         const bytes = randomBytes(3 * 1024 * 1024 + 17);
@@ -411,12 +401,12 @@ describe('the command channel', () => {
           }
           // Other requests pass between the pieces.
           await channel.ping();
-          expect(await channel.closeUpload('one')).toBeUndefined();
+          expect(await channel.closeFile('one')).toBeUndefined();
         } else {
           writeSync(local, bytes);
           closeSync(local);
           // This side's descriptor is its own: the channel's is closed.
-          expect(await channel.closeUpload('one')).toBe('unknown');
+          expect(await channel.closeFile('one')).toBe('unknown');
         }
         expect(await inspect('stat -c "%U %a %s" /tmp/up/file; sha256sum </tmp/up/file')).toBe(
           `agent 640 ${bytes.length}\n${createHash('sha256').update(bytes).digest('hex')}  -\n`,
@@ -431,7 +421,7 @@ describe('the command channel', () => {
         expect(await channel.openUpload('four', '/etc/x', 0o644)).toEqual({
           refused: 'Permission denied',
         });
-        expect(await channel.closeUpload('two')).toBe('unknown');
+        expect(await channel.closeFile('two')).toBe('unknown');
       } finally {
         channel.close();
       }
@@ -439,9 +429,7 @@ describe('the command channel', () => {
   });
 
   it('opens a file for this side to read as its user, and only a regular file the user may read', async () => {
-    const { channel } = await Channel.open(docker, containerId, 'agent', [COMPILED_CHANNEL_PATH], {
-      offersPipes: true,
-    });
+    const { channel } = await openCompiled();
     try {
       expect(channel.direct).toBe(true);
       await inspect(
@@ -455,7 +443,7 @@ describe('the command channel', () => {
       const read = Buffer.alloc(16);
       expect(read.subarray(0, readSync(local, read)).toString()).toBe('hello');
       closeSync(local);
-      expect(await channel.closeUpload('one')).toBe('unknown');
+      expect(await channel.closeFile('one')).toBe('unknown');
       expect(await channel.openForReading('two', '/tmp/rd/closed')).toEqual({
         refused: 'Permission denied',
       });
@@ -476,13 +464,7 @@ describe('the command channel', () => {
     } finally {
       channel.close();
     }
-    const { channel: overStdio } = await Channel.open(
-      docker,
-      containerId,
-      'agent',
-      [COMPILED_CHANNEL_PATH],
-      { offersPipes: true, openPipes: () => undefined },
-    );
+    const { channel: overStdio } = await openCompiled(() => undefined);
     try {
       expect(await overStdio.openForReading('one', '/tmp/rd/open')).toEqual({
         refused: "this side cannot open the channel's files",
@@ -494,9 +476,7 @@ describe('the command channel', () => {
   });
 
   it("kills every process of its user but itself when asked (the sandbox ends), and no one else's", async () => {
-    const { channel } = await Channel.open(docker, containerId, 'agent', [COMPILED_CHANNEL_PATH], {
-      offersPipes: true,
-    });
+    const { channel } = await openCompiled();
     try {
       await inspect(
         'setsid nohup sleep 771 >/dev/null 2>&1 & sleep 772 >/dev/null 2>&1 &',

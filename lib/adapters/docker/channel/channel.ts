@@ -68,6 +68,8 @@ export interface ChannelProcess extends ProcessInfo {
  * side's own descriptor for it, where this side could open it (the channel's copy is then closed).
  */
 export type OpenedFile = { refused: string } | { size: number; local: number | undefined };
+/** A file opened for this side to read: this side's descriptor, or why not. */
+export type ReadableFile = { refused: string } | { size: number; local: number };
 
 export type StdinOutcome = ChannelProcess | 'missing' | 'ended' | 'closed' | 'full';
 
@@ -359,10 +361,11 @@ export class Channel {
    * Opens the regular file at `path` as the channel's user for this side to read (refused where
    * this side cannot open the channel's files).
    */
-  async openForReading(id: string, path: string): Promise<OpenedFile> {
+  async openForReading(id: string, path: string): Promise<ReadableFile> {
     const opened = await this.#openFile(['R', id, path], id, 'read');
-    if ('refused' in opened || opened.local !== undefined) return opened;
-    await this.closeUpload(id);
+    if ('refused' in opened) return opened;
+    if (opened.local !== undefined) return { size: opened.size, local: opened.local };
+    await this.closeFile(id);
     return { refused: "this side cannot open the channel's files" };
   }
 
@@ -375,7 +378,7 @@ export class Channel {
     });
     if (answer.refused !== undefined) return { refused: answer.refused };
     const local = this.#pid === undefined ? undefined : openDirectFile(this.#pid, answer, purpose);
-    if (local !== undefined) await this.closeUpload(id);
+    if (local !== undefined) await this.closeFile(id);
     return { size: answer.size, local };
   }
 
@@ -402,7 +405,7 @@ export class Channel {
   }
 
   /** Closes an opened file; undefined when every piece was written, else the first failure. */
-  async closeUpload(id: string): Promise<string | undefined> {
+  async closeFile(id: string): Promise<string | undefined> {
     const status = await this.#request(['C', id], (reader) => reader.text());
     return status === 'ok' ? undefined : status;
   }

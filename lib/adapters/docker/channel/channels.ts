@@ -267,7 +267,7 @@ export class Channels {
     const close = async () => {
       if (closed) return undefined;
       closed = true;
-      return channel.closeUpload(id);
+      return channel.closeFile(id);
     };
     return new Writable({
       highWaterMark: UPLOAD_PIECE_BYTES,
@@ -307,7 +307,7 @@ export class Channels {
     const channel = await this.#commandChannel(containerId, user);
     if (!channel) return undefined;
     const opened = await channel.openForReading(randomBytes(8).toString('hex'), path);
-    if ('refused' in opened || opened.local === undefined) return undefined;
+    if ('refused' in opened) return undefined;
     const { size, local } = opened;
     if (size === 0) {
       closeSync(local);
