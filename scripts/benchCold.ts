@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -16,6 +16,7 @@ import { parseMountInfo } from '../lib/adapters/fuse/mountTable.js';
 import { TIERS, userKey } from '../lib/domain/storage.js';
 import { EMBEDDED_BUCKET, embeddedS3Client, type EmbeddedS3 } from '../lib/embeddedS3.js';
 import { inParallel, progress, timed, type Call } from './benchClient.js';
+import { resetPeakRss } from './benchScale.js';
 
 /** One transfer: its wall time, and the CPU time (user and system) it cost on the host. */
 export interface Transfer {
@@ -117,7 +118,7 @@ export async function benchCold(
     };
 
     const rssBefore = await rclone.status('VmRSS');
-    const rssPeakReset = await rclone.resetPeak();
+    const rssPeakReset = rclone.resetPeak();
     const mountWrite = await transfer(() =>
       exec(`head -c ${bytes} /dev/zero > /data/cold/bench.bin`),
     );
@@ -282,14 +283,7 @@ async function rcloneProcess(coldRoot: string) {
     /** Bytes it read with read() and the like: its sockets to S3 and /dev/fuse. */
     readBytes: async () => Number(/^rchar: (\d+)/m.exec(await proc('io'))?.[1] ?? NaN),
     /** Sets its peak RSS (VmHWM) to its RSS now (Linux 4.0 and later; root). */
-    resetPeak: async () => {
-      try {
-        await writeFile(`/proc/${pid}/clear_refs`, '5');
-        return true;
-      } catch {
-        return false;
-      }
-    },
+    resetPeak: () => resetPeakRss([pid]),
   };
 }
 

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { request as httpRequest, type Agent } from 'node:http';
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { progress, sleep, stats, timed } from './benchClient.js';
-import { statusSum, treePids, treeRss } from './benchScale.js';
+import { resetPeakRss, statusSum, treePids, treeRss } from './benchScale.js';
 
 /** One timed operation: the API's samples next to raw Docker's, and its target. */
 export interface FileRow {
@@ -213,13 +212,7 @@ async function exec(container: Docker.Container, command: string): Promise<void>
  */
 function peakRss(pid: number) {
   const pids = treePids(pid);
-  for (const each of pids) {
-    try {
-      writeFileSync(`/proc/${each}/clear_refs`, '5');
-    } catch {
-      // ended meanwhile, or not ours to reset: its peak so far counts
-    }
-  }
+  resetPeakRss(pids);
   return { stop: () => statusSum(pids, 'VmHWM') };
 }
 

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import { parseSize } from '../lib/domain/size.js';
 import { inParallel, progress, sleep, stats, type Call } from './benchClient.js';
@@ -48,6 +48,22 @@ export function treePids(root: number): number[] {
   const inTree = (pid: number): boolean =>
     pid === root || (pid > 1 && inTree(parents.get(pid) ?? 0));
   return [...parents.keys()].filter(inTree);
+}
+
+/**
+ * Sets each process's peak RSS (VmHWM) to its RSS now, through clear_refs (Linux 4.0 and later;
+ * root); whether every one was reset (one that ended meanwhile, or is not ours, keeps its peak).
+ */
+export function resetPeakRss(pids: number[]): boolean {
+  let all = true;
+  for (const pid of pids) {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    } catch {
+      all = false;
+    }
+  }
+  return all;
 }
 
 /** A size field of /proc/<pid>/status (VmRSS, VmHWM) summed over `pids`, in bytes. */
