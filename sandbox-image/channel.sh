@@ -104,7 +104,7 @@ esac
 readonly command_umask=$(umask)
 umask 077
 
-readonly PROTOCOL=2
+readonly PROTOCOL=3
 readonly user_name=$1
 readonly base=/run/matrx
 readonly state=$base/u/$UID

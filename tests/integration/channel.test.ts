@@ -475,6 +475,60 @@ describe('the command channel', () => {
     }
   });
 
+  it('puts a written file in place with one rename as its user, and leaves to the script what needs its care', async () => {
+    const { channel } = await openCompiled();
+    try {
+      await inspect(
+        'rm -rf /tmp/mv /dev/shm/mv && mkdir -p /tmp/mv/closed /tmp/mv/dir /dev/shm/mv && ' +
+          'printf old > /tmp/mv/kept && printf ro > /tmp/mv/readonly && chmod 444 /tmp/mv/readonly && ' +
+          'chown -R agent /tmp/mv /dev/shm/mv && chown root /tmp/mv/closed',
+        'root',
+      );
+      const stage = async (name: string) => {
+        await inspect(`printf new > /tmp/mv/${name} && chmod 640 /tmp/mv/${name}`, 'agent');
+        return `/tmp/mv/${name}`;
+      };
+      expect(await channel.moveIntoPlace(await stage('one'), '/tmp/mv/kept')).toEqual([
+        'f',
+        '3',
+        '640',
+        expect.stringMatching(/^\d+\.\d{9}$/),
+        '',
+        '/tmp/mv/kept',
+      ]);
+      // The old file's second name, kept through the rename, goes after the answer.
+      await until(
+        'the old file is removed',
+        async () => !(await inspect('ls /tmp/mv')).includes('.old'),
+      );
+      expect(await inspect('stat -c "%U %a" /tmp/mv/kept; cat /tmp/mv/kept')).toBe(
+        'agent 640\nnew',
+      );
+      // A folder to make, a folder at the target, files and folders the user may not write,
+      // another file system: the script's, and the staged file is as it was.
+      for (const target of [
+        '/tmp/mv/none/file',
+        '/tmp/mv/dir',
+        '/tmp/mv/readonly',
+        '/tmp/mv/closed/file',
+        '/dev/shm/mv/file',
+        'relative',
+        '/tmp/mv/',
+      ]) {
+        const staged = await stage('two');
+        expect([target, await channel.moveIntoPlace(staged, target)]).toEqual([target, undefined]);
+        expect(
+          await inspect(
+            `cat ${staged}; ls -A /tmp/mv/dir; ls -A /dev/shm/mv; cat /tmp/mv/readonly`,
+          ),
+        ).toBe('newro');
+      }
+      await channel.ping();
+    } finally {
+      channel.close();
+    }
+  });
+
   it("kills every process of its user but itself when asked (the sandbox ends), and no one else's", async () => {
     const { channel } = await openCompiled();
     try {

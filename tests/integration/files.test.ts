@@ -154,6 +154,29 @@ describe('bytes are bytes', () => {
     );
   });
 
+  it('a large write makes folders, crosses file systems and is refused as a small one is', async () => {
+    const bytes = binary(SMALL_FILE_BYTES + 1);
+    await shell('mkdir /dev/shm/big && chown agent /dev/shm/big', { user: 'root' });
+    await writeFile('/home/agent/root-big', Buffer.from('root'), { user: 'root' });
+    for (const path of ['/home/agent/new/deeper/big.bin', '/dev/shm/big/file.bin']) {
+      expect([path, (await writeFile(path, bytes, { mode: '600' })).status]).toEqual([path, 200]);
+      expect(await shell(`stat -c '%U %a' '${path}'; sha256sum < '${path}'`)).toBe(
+        `agent 600\n${sha256(bytes)}  -\n`,
+      );
+    }
+    for (const [path, status] of [
+      ['/home/agent', 409],
+      ['/etc/matrx-big', 403],
+      ['/home/agent/root-big', 403],
+    ] as const) {
+      expect([path, (await writeFile(path, bytes)).status]).toEqual([path, status]);
+    }
+    expect((await readFile('/home/agent/root-big')).bytes.toString()).toBe('root');
+    // Nothing staged is left, nor beside a target on another file system.
+    await until('nothing is staged', async () => (await shell('ls -A /run/matrx/f/1000')) === '');
+    expect(await shell('ls -A /dev/shm/big')).toBe('file.bin\n');
+  });
+
   it('over MATRX_MAX_FILE_BYTES is a 413, in and out, and the old file stays', async () => {
     await writeFile('/home/agent/kept', Buffer.from('old'));
     const tooBig = await writeFile('/home/agent/kept', Buffer.alloc(LIMIT + 1));

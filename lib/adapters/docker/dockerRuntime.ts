@@ -118,6 +118,8 @@ export class DockerRuntime implements ContainerRuntime {
         this.#channels.openUpload(containerId, user, path, mode),
       openForReading: (containerId, user, path) =>
         this.#channels.openForReading(containerId, user, path),
+      moveIntoPlace: (containerId, user, staged, target) =>
+        this.#channels.moveIntoPlace(containerId, user, staged, target),
     });
   }
 

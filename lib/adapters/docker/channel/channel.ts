@@ -14,6 +14,7 @@ import { saysNoSuchUser, toServiceError } from '../dockerErrors.js';
 import { ByteReader } from './byteReader.js';
 import { openDirectFile, openDirectPipes, type DirectPipes } from './directPipes.js';
 import { chunkSink } from './sinks.js';
+import { ENTRY_FIELDS } from '../files/fileScript.js';
 
 const TIMEOUT_EXIT_CODE = 124;
 /** How long a killed command may take to report its end before the call answers anyway. */
@@ -29,7 +30,7 @@ const PID_RETRY_MS = 25;
  */
 const ANSWER_TIMEOUT_MS = 20_000;
 /** What both channels (compiled and script) greet with; one build's service and channels agree. */
-const PROTOCOL = '2';
+const PROTOCOL = '3';
 
 /** Where a command starts: the directory, and whether the caller chose it. */
 export interface StartDir {
@@ -408,6 +409,20 @@ export class Channel {
   async closeFile(id: string): Promise<string | undefined> {
     const status = await this.#request(['C', id], (reader) => reader.text());
     return status === 'ok' ? undefined : status;
+  }
+
+  /**
+   * Puts the written file at `staged` in place at `target` with one rename, as the channel's user;
+   * the target's entry (files.sh's fields), or undefined where the file script's commit must do
+   * it (a folder to make, another file system, a refusal to word), the staged file untouched.
+   */
+  async moveIntoPlace(staged: string, target: string): Promise<string[] | undefined> {
+    return this.#request(['M', staged, target], async (reader) => {
+      if ((await reader.text()) !== 'ok') return undefined;
+      const entry: string[] = [];
+      for (let field = 0; field < ENTRY_FIELDS; field += 1) entry.push(await reader.text());
+      return entry;
+    });
   }
 
   /** Kills every process of the channel's user in the sandbox but the channel (it is ending). */

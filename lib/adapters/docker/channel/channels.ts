@@ -320,6 +320,21 @@ export class Channels {
   }
 
   /**
+   * The staged file put in place at `target` by the user's compiled channel with one rename: the
+   * target's entry (files.sh's fields), or undefined where the file script must do it (no compiled
+   * channel, or a case the channel leaves to the script).
+   */
+  async moveIntoPlace(
+    containerId: string,
+    user: string,
+    staged: string,
+    target: string,
+  ): Promise<string[] | undefined> {
+    const channel = await this.#commandChannel(containerId, user);
+    return channel?.moveIntoPlace(staged, target);
+  }
+
+  /**
    * Has each open compiled channel of the sandbox kill every process of its user (the sandbox is
    * being stopped), waiting for them up to `timeoutMs`; a channel that cannot is passed over.
    */

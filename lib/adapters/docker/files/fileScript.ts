@@ -54,7 +54,8 @@ export function pathError(answer: ScriptAnswer, path: string): Error {
   }
 }
 
-const ENTRY_FIELDS = 6;
+/** The fields of one entry, as files.sh's ENTRY_FORMAT prints them. */
+export const ENTRY_FIELDS = 6;
 const TYPE_LETTERS: Record<string, FileType> = { f: 'file', d: 'dir', l: 'symlink' };
 
 /** Entries as the script prints them (find's ENTRY_FORMAT), from `fields` on. */
