@@ -36,7 +36,7 @@ const EXECS = knob('BENCH_EXECS', 200);
 const BACK_TO_BACK = knob('BENCH_BACK_TO_BACK', 50);
 const HOME_ROUNDS = knob('BENCH_HOME_ROUNDS', 3);
 const FILE_ROUNDS = knob('BENCH_FILE_ROUNDS', 20);
-const FILE_LARGE_ROUNDS = knob('BENCH_FILE_LARGE_ROUNDS', 5);
+const FILE_LARGE_ROUNDS = knob('BENCH_FILE_LARGE_ROUNDS', 9);
 /**
  * The pause before each timed operation, on both sides: an agent thinks between commands, and the
  * pause lets what one operation left running in the background settle before the next is timed.

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
+import { treePids } from '../../scripts/benchScale.js';
 import { startServer, type RunningServer } from '../../scripts/serverProcess.js';
 import { testUser } from '../support/api.js';
 import { docker, sandboxContainers } from '../support/docker.js';
@@ -31,6 +32,11 @@ describe('npm run serve (production mode)', () => {
         MATRX_DRAIN_TIMEOUT_SECONDS: '30',
       },
     });
+    // The API's process runs with the flags the supervisor gives it (scripts/launch/supervisor.ts).
+    const apiArgs = treePids(server.process.pid ?? 0)
+      .map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'))
+      .find((args) => args.some((arg) => arg.endsWith('/serverless.js')));
+    expect(apiArgs).toEqual(expect.arrayContaining(['--heap-growing-percent=50', '--noTimeout']));
     const { call } = ownServer(() => server?.baseUrl);
     const created = await call<WireSandbox>('POST', '/sandboxes', { user_id: user });
     expect(created.status).toBe(201);
