@@ -2,7 +2,7 @@ import { Readable, Writable } from 'node:stream';
 import { describe, expect, it } from '@jest/globals';
 import type Docker from 'dockerode';
 import { DockerFiles, SMALL_FILE_BYTES } from '../../lib/adapters/docker/files/dockerFiles.js';
-import { UnavailableError } from '../../lib/errors.js';
+import { DOCKER, UnavailableError } from '../../lib/errors.js';
 import type { ExecRequest } from '../../lib/ports.js';
 
 const ENTRY = [
@@ -19,7 +19,11 @@ const ENTRY = [
  * takes its writes or fails them, and a channel's rename that puts the file in place or leaves it
  * to the script.
  */
-function filesWith({ failingUpload = false, placed = undefined as string[] | undefined } = {}) {
+function filesWith({
+  failingUpload = false,
+  placed = undefined as string[] | undefined,
+  channelEnds = false,
+} = {}) {
   const commands: string[] = [];
   const moved: string[][] = [];
   // Only the staging folder's putArchive reaches the engine here.
@@ -53,6 +57,7 @@ function filesWith({ failingUpload = false, placed = undefined as string[] | und
     openForReading: async () => undefined,
     moveIntoPlace: async (_containerId, _user, staged, target) => {
       moved.push([staged, target]);
+      if (channelEnds) throw new UnavailableError(DOCKER, 'the channel ended');
       return placed;
     },
   });
@@ -89,8 +94,11 @@ describe('a large write straight into the sandbox file', () => {
     expect(commands.filter((command) => command.includes('matrx_files'))).toEqual([]);
   });
 
-  it('is committed by the script where the channel leaves it to the script', async () => {
-    const { files, commands, moved } = filesWith({ placed: undefined });
+  it.each([
+    ['leaves it to the script', {}],
+    ['ended meanwhile', { channelEnds: true }],
+  ])('is committed by the script where the channel %s', async (_case, options) => {
+    const { files, commands, moved } = filesWith(options);
     expect(await largeWrite(files)).toMatchObject({ path: '/home/agent/big.bin', mode: '0640' });
     expect(moved).toHaveLength(1);
     const commit = commands.filter((command) => command.includes("matrx_files 'commit'"));

@@ -148,8 +148,11 @@ export class DockerFiles implements SandboxFiles {
     }
     const staged = await this.#stage(containerId, user, bytes, mode);
     // The script's commit forks a few tools, tens of milliseconds here: the channel's rename
-    // serves whenever nothing needs the script's care.
-    const placed = await this.options.moveIntoPlace(containerId, user, staged, path);
+    // serves whenever nothing needs the script's care. A channel that ended meanwhile leaves it
+    // to the script too, which runs wherever commands run then.
+    const placed = await this.options
+      .moveIntoPlace(containerId, user, staged, path)
+      .catch(() => undefined);
     const answer =
       placed !== undefined
         ? { status: 'ok', fields: placed }
