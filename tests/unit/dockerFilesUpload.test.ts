@@ -23,6 +23,7 @@ function filesWith({
   failingUpload = false,
   placed = undefined as string[] | undefined,
   channelEnds = false,
+  renameBug = false,
 } = {}) {
   const commands: string[] = [];
   const moved: string[][] = [];
@@ -58,6 +59,7 @@ function filesWith({
     moveIntoPlace: async (_containerId, _user, staged, target) => {
       moved.push([staged, target]);
       if (channelEnds) throw new UnavailableError(DOCKER, 'the channel ended');
+      if (renameBug) throw new TypeError('a bug of ours');
       return placed;
     },
   });
@@ -104,5 +106,11 @@ describe('a large write straight into the sandbox file', () => {
     const commit = commands.filter((command) => command.includes("matrx_files 'commit'"));
     expect(commit).toHaveLength(1);
     expect(commit[0]).toContain(`'${moved[0]?.[0]}' '/home/agent/big.bin' '640'`);
+  });
+
+  it('lets a failure of its own through rather than hide it behind the script', async () => {
+    const { files, commands } = filesWith({ renameBug: true });
+    await expect(largeWrite(files)).rejects.toThrow(TypeError);
+    expect(commands.filter((command) => command.includes("matrx_files 'commit'"))).toEqual([]);
   });
 });

@@ -148,11 +148,14 @@ export class DockerFiles implements SandboxFiles {
     }
     const staged = await this.#stage(containerId, user, bytes, mode);
     // The script's commit forks a few tools, tens of milliseconds here: the channel's rename
-    // serves whenever nothing needs the script's care. A channel that ended meanwhile leaves it
-    // to the script too, which runs wherever commands run then.
+    // serves whenever nothing needs the script's care. A channel that ended meanwhile (the
+    // sandbox's 503) leaves it to the script too, which runs wherever commands run then.
     const placed = await this.options
       .moveIntoPlace(containerId, user, staged, path)
-      .catch(() => undefined);
+      .catch((error: unknown) => {
+        if (error instanceof UnavailableError) return undefined;
+        throw error;
+      });
     const answer =
       placed !== undefined
         ? { status: 'ok', fields: placed }
