@@ -11,10 +11,10 @@ import type {
   ProcessStatus,
 } from '../../../ports.js';
 import { saysNoSuchUser, toServiceError } from '../dockerErrors.js';
+import { ENTRY_FIELDS } from '../files/fileScript.js';
 import { ByteReader } from './byteReader.js';
 import { openDirectFile, openDirectPipes, type DirectPipes } from './directPipes.js';
 import { chunkSink } from './sinks.js';
-import { ENTRY_FIELDS } from '../files/fileScript.js';
 
 const TIMEOUT_EXIT_CODE = 124;
 /** How long a killed command may take to report its end before the call answers anyway. */
